@@ -1,0 +1,176 @@
+"""Fixtures: the real services every test talks to, each started once per test session.
+
+- `stack`: PostgreSQL + moto's S3 server + `mlflow server`, configured from docker-compose.yml.
+- `embedded_dir`: a folder holding MLflow's embedded default store (SQLite + mlruns/).
+- `mlflow_store`: points this test process's MLflow client at one of the two.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import mlflow
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from stack import (
+    API_PROBE,
+    REPO,
+    Process,
+    argument,
+    clean_env,
+    compose_environment,
+    compose_service,
+    http_status,
+    map_hosts,
+    port_is_open,
+    start_s3_server,
+    tracking_server_command,
+)
+
+# A PostgreSQL role that may create databases and roles. On a learner's machine,
+# set TEST_POSTGRES_URL to reach another server.
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def service_missing(message: str):
+    """Skip on a learner's machine; fail in CI, where every service must be there."""
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def run_script(script: str, cwd: Path, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run an example as a learner would: `python examples/.../run.py`, in its own process."""
+    return subprocess.run(
+        [sys.executable, str(REPO / script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A fresh database, owned by the user that docker-compose.yml's backend URI names."""
+    try:
+        admin = psycopg2.connect(POSTGRES_ADMIN_URL, connect_timeout=3)
+    except psycopg2.OperationalError as error:
+        service_missing(
+            f"PostgreSQL does not answer at {POSTGRES_ADMIN_URL}: {str(error).strip()}. "
+            "Start PostgreSQL, or set TEST_POSTGRES_URL to an admin connection URL."
+        )
+    from sqlalchemy.engine import make_url
+
+    compose_url = make_url(argument(compose_service("mlflow")["command"], "--backend-store-uri"))
+    owner, password = compose_url.username, compose_url.password
+    database = f"mlflow_test_{uuid.uuid4().hex[:8]}"
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,))
+        if cur.fetchone() is None:
+            cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(owner)), (password,))
+        cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(owner)))
+    yield f"{admin.info.host}:{admin.info.port}", database
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+    admin.close()
+
+
+@dataclass
+class Stack:
+    tracking_uri: str  # where the test process reaches the tracking server
+    s3_endpoint: str
+    bucket: str
+    trainer_env: dict[str, str]  # the compose trainer's environment, hosts mapped
+    server_command: list[str]
+
+    def s3(self):
+        """A boto3 client for the S3 server, with the trainer's credentials."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            aws_access_key_id=self.trainer_env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.trainer_env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+
+@pytest.fixture(scope="session")
+def stack(postgres_database, tmp_path_factory):
+    postgres_address, database = postgres_database
+    workdir = tmp_path_factory.mktemp("stack")
+    if port_is_open("127.0.0.1", 5000):
+        pytest.fail(
+            "Port 5000 is taken. The tests run the tracking server on 127.0.0.1:5000, the port "
+            "docker-compose.yml uses; stop whatever listens there (maybe `mlflow ui`).",
+            pytrace=False,
+        )
+    s3_server, s3_endpoint = start_s3_server(workdir)
+    hosts = {
+        "postgres:5432": postgres_address,
+        "minio:9000": s3_endpoint.removeprefix("http://"),
+        "mlflow:5000": "127.0.0.1:5000",
+    }
+    command = tracking_server_command(hosts, database)
+    # The bucket job in docker-compose.yml creates the bucket of --default-artifact-root.
+    bucket = argument(command, "--default-artifact-root").removeprefix("s3://").split("/")[0]
+    trainer_env = compose_environment("trainer", hosts)
+    stack = Stack("http://127.0.0.1:5000", s3_endpoint, bucket, trainer_env, command)
+    stack.s3().create_bucket(Bucket=bucket)
+
+    server = Process(command, clean_env(compose_environment("mlflow", hosts)), workdir / "mlflow-server.log", workdir)
+    try:
+        server.wait_until(
+            lambda: http_status(stack.tracking_uri + API_PROBE) == 200, "mlflow server", timeout=120
+        )
+        yield stack
+    finally:
+        server.stop()
+        s3_server.stop()
+
+
+@pytest.fixture(scope="session")
+def trainer_env(stack) -> dict[str, str]:
+    """The environment `docker compose exec trainer ...` gives a command, for a subprocess here."""
+    return clean_env(stack.trainer_env)
+
+
+@pytest.fixture(scope="session")
+def embedded_dir(tmp_path_factory) -> Path:
+    """One folder for MLflow's embedded default store, shared by the tests that use it."""
+    return tmp_path_factory.mktemp("embedded")
+
+
+@pytest.fixture(params=["embedded", "s3-direct"])
+def mlflow_store(request, monkeypatch):
+    """Point this process's MLflow client at the embedded store or at the compose stack.
+
+    The S3 settings are the trainer's, put into this process's environment, where
+    boto3 reads them. Yields the store's name.
+    """
+    if request.param == "embedded":
+        folder = request.getfixturevalue("embedded_dir")
+        monkeypatch.chdir(folder)  # the embedded default's artifacts go to ./mlruns
+        mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
+    else:
+        stack = request.getfixturevalue("stack")
+        for name, value in clean_env(stack.trainer_env).items():
+            if name.startswith(("MLFLOW_", "AWS_")):
+                monkeypatch.setenv(name, value)
+        mlflow.set_tracking_uri(stack.tracking_uri)
+    try:
+        yield request.param
+    finally:
+        while mlflow.active_run():
+            mlflow.end_run()
+        mlflow.set_tracking_uri(None)

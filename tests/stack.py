@@ -1,0 +1,176 @@
+"""Run the compose stack's services as local processes, the way docker-compose.yml says.
+
+No Docker engine is needed: the `mlflow` service's command and environment and the
+`trainer` service's environment are read from docker-compose.yml, their `${VAR:-default}`
+values take the defaults (as on a machine with no `.env`), and the compose host names are
+mapped to local addresses:
+
+    postgres:5432 -> a fresh database on a local PostgreSQL server
+    minio:9000    -> moto's S3 API server on a free local port
+    mlflow:5000   -> the tracking server on 127.0.0.1:5000 (same port: the allowed Host
+                     headers in the compose file name it)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+
+# ${VAR:-default} / ${VAR-default} / ${VAR} and the $$ escape, as Compose interpolates them.
+_COMPOSE_VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def _interpolate(value):
+    if isinstance(value, str):
+        return _COMPOSE_VARIABLE.sub(lambda m: "$" if m.group(0) == "$$" else (m.group(2) or ""), value)
+    if isinstance(value, list):
+        return [_interpolate(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _interpolate(v) for k, v in value.items()}
+    return value
+
+
+def compose_service(name: str) -> dict:
+    """One service of docker-compose.yml with the defaults filled in."""
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    return _interpolate(services[name])
+
+
+def map_hosts(value: str, hosts: dict[str, str]) -> str:
+    for compose_host, local_host in hosts.items():
+        value = value.replace(compose_host, local_host)
+    return value
+
+
+def clean_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without MLflow/AWS settings, plus `extra`.
+
+    AWS config files and the EC2 metadata lookup are switched off so that nothing
+    from the developer's own AWS set-up (or the network) takes part in a test.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    env.update(
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+class Process:
+    """A server process in its own process group, with its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path):
+        self.args, self.log = args, log
+        with open(log, "wb") as out:
+            self.popen = subprocess.Popen(
+                args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_until(self, ready, what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{what} exited with {self.popen.returncode}:\n{self.log_tail()}")
+            if ready():
+                return
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"{what} did not become ready in {timeout:.0f}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+
+
+def http_status(url: str, host_header: str | None = None, timeout: float = 2) -> int | None:
+    """The HTTP status of a GET, or None when nothing answers."""
+    request = urllib.request.Request(url, headers={"Host": host_header} if host_header else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+def start_s3_server(workdir: Path) -> tuple[Process, str]:
+    """moto's S3 API server (server mode) on a free local port."""
+    port = free_port()
+    server = Process(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        env=clean_env({}),
+        log=workdir / "moto.log",
+        cwd=workdir,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    server.wait_until(lambda: http_status(f"{endpoint}/") == 200, "moto S3 server", timeout=30)
+    return server, endpoint
+
+
+# What the compose `mlflow` service's healthcheck calls: a real API endpoint behind the Host check.
+API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
+
+
+def tracking_server_command(hosts: dict[str, str], database: str) -> list[str]:
+    """The compose `mlflow` service's command, pointed at local services and a fresh database."""
+    from sqlalchemy.engine import make_url
+
+    args = []
+    for arg in compose_service("mlflow")["command"]:
+        option, _, value = arg.partition("=")
+        if option == "--host":
+            arg = "--host=127.0.0.1"  # loopback only while testing; compose binds all interfaces
+        elif option == "--backend-store-uri":
+            url = make_url(map_hosts(value, hosts)).set(database=database)
+            arg = f"{option}={url.render_as_string(hide_password=False)}"
+        else:
+            arg = map_hosts(arg, hosts)
+        args.append(arg)
+    # The `mlflow` executable of the environment running the tests.
+    return [str(Path(sys.executable).with_name(args[0])), *args[1:]]
+
+
+def compose_environment(service: str, hosts: dict[str, str]) -> dict[str, str]:
+    """A service's `environment:` from docker-compose.yml with host names mapped."""
+    return {k: map_hosts(str(v), hosts) for k, v in compose_service(service)["environment"].items()}
+
+
+def argument(command: list[str], option: str) -> str:
+    """The value of `--option=value` in a command line."""
+    return next(arg.partition("=")[2] for arg in command if arg.startswith(f"{option}="))

@@ -1,0 +1,137 @@
+"""The two examples, run as a learner runs them, checked against what the stores hold."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import re
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from PIL import Image
+
+from conftest import run_script
+from stack import REPO, clean_env
+
+EXPECTED_FILES = [
+    "configs/train_config.json",
+    "data/metrics.csv",
+    "images/gradient.png",
+    "reports/notes.md",
+    "tables/metrics.json",
+]
+
+
+def load_example():
+    """examples/02_artifacts/run.py as a module, for the values it logs."""
+    spec = importlib.util.spec_from_file_location("artifacts_example", REPO / "examples/02_artifacts/run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+example = load_example()
+
+
+def printed(stdout: str, label: str) -> str:
+    """The value run.py printed after `label :`."""
+    return re.search(rf"^{label}\s*: (.+)$", stdout, re.MULTILINE).group(1)
+
+
+def check_contents(read) -> None:
+    """Each of the five artifacts holds what run.py logged. `read(path)` gives its bytes."""
+    assert read("reports/notes.md").decode() == example.NOTES
+    assert json.loads(read("configs/train_config.json")) == example.CONFIG
+    pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(read("data/metrics.csv"))), example.make_metrics())
+    # log_table stores pandas' "split" layout without the index.
+    table = json.loads(read("tables/metrics.json"))
+    assert set(table) == {"columns", "data"}
+    assert table["columns"] == list(example.make_metrics().columns)
+    pd.testing.assert_frame_equal(pd.DataFrame(**table), example.make_metrics())
+    image = Image.open(io.BytesIO(read("images/gradient.png")))
+    assert image.format == "PNG" and image.size == (256, 256) and image.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(image), example.make_gradient())
+
+
+@pytest.fixture(scope="module")
+def embedded_run(tmp_path_factory):
+    """run.py in a fresh folder with no MLflow settings at all: the embedded default."""
+    workdir = tmp_path_factory.mktemp("learner")
+    result = run_script("examples/02_artifacts/run.py", cwd=workdir, env=clean_env({}))
+    assert result.returncode == 0, result.stderr
+    return workdir, result.stdout
+
+
+def test_embedded_run_logs_exactly_five_artifacts(embedded_run):
+    workdir, stdout = embedded_run
+    client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/mlflow.db")
+    experiment = client.get_experiment_by_name("02-artifacts")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == "artifact_examples"
+    assert run.info.status == "FINISHED"
+    # The embedded default keeps artifacts in ./mlruns/<experiment id>/<run id>/artifacts.
+    artifacts = workdir / "mlruns" / experiment.experiment_id / run.info.run_id / "artifacts"
+    assert printed(stdout, "artifact URI") == str(artifacts)
+    on_disk = sorted(p.relative_to(artifacts).as_posix() for p in artifacts.rglob("*") if p.is_file())
+    assert on_disk == EXPECTED_FILES
+    check_contents(lambda path: (artifacts / path).read_bytes())
+
+
+def test_embedded_run_prints_what_the_store_holds(embedded_run):
+    workdir, stdout = embedded_run
+    assert printed(stdout, "tracking URI") == f"sqlite:///{workdir}/mlflow.db"
+    tree = stdout.split("artifact tree  :\n")[1].split("open the UI")[0].split()
+    assert tree == EXPECTED_FILES
+    assert "mlflow ui" in printed(stdout, "open the UI")
+
+
+def test_embedded_run_leaves_only_the_store_in_the_working_directory(embedded_run):
+    workdir, _ = embedded_run
+    assert sorted(p.name for p in workdir.iterdir()) == ["mlflow.db", "mlruns"]
+
+
+@pytest.fixture(scope="module")
+def stack_run(stack, trainer_env, tmp_path_factory):
+    """run.py with the compose trainer's environment, against the local stack."""
+    result = run_script("examples/02_artifacts/run.py", cwd=tmp_path_factory.mktemp("trainer"), env=trainer_env)
+    assert result.returncode == 0, result.stderr
+    run = MlflowClient(stack.tracking_uri).get_run(printed(result.stdout, "run id"))
+    return run, result.stdout
+
+
+def test_stack_run_uploads_five_objects_to_the_bucket(stack, stack_run):
+    run, stdout = stack_run
+    prefix = f"{run.info.experiment_id}/{run.info.run_id}/artifacts/"
+    assert printed(stdout, "artifact URI") == f"s3://{stack.bucket}/{prefix.rstrip('/')}"
+    assert stack.keys(prefix) == [prefix + path for path in EXPECTED_FILES]
+    assert run.info.run_name == "artifact_examples" and run.info.status == "FINISHED"
+    s3 = stack.s3()
+    check_contents(lambda path: s3.get_object(Bucket=stack.bucket, Key=prefix + path)["Body"].read())
+
+
+def test_stack_run_downloads_identical_bytes(stack, stack_run, trainer_env, monkeypatch, tmp_path):
+    run, _ = stack_run
+    for name in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, trainer_env[name])
+    mlflow.set_tracking_uri(stack.tracking_uri)
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path))
+    finally:
+        mlflow.set_tracking_uri(None)
+    s3 = stack.s3()
+    prefix = f"{run.info.experiment_id}/{run.info.run_id}/artifacts/"
+    for path in EXPECTED_FILES:
+        stored = s3.get_object(Bucket=stack.bucket, Key=prefix + path)["Body"].read()
+        assert (tmp_path / path).read_bytes() == stored
+    assert local == str(tmp_path)
+
+
+def test_stack_run_links_to_the_ui_on_the_host(stack_run):
+    run, stdout = stack_run
+    assert printed(stdout, "open the UI") == (
+        f"http://localhost:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    )
