@@ -48,4 +48,4 @@ def ui_link(run: Run) -> str:
         base = os.environ.get("MLFLOW_UI_URL", tracking_uri)
         return f"{base.rstrip('/')}/{page}"
     # Embedded default: nothing is serving the UI yet.
-    return f"run `mlflow ui` in this folder, then open http://127.0.0.1:5000/{page}"
+    return f"start `mlflow ui` in this folder, then open http://127.0.0.1:5000/{page}"

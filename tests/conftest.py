@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -29,7 +30,6 @@ from stack import (
     compose_environment,
     compose_service,
     http_status,
-    map_hosts,
     port_is_open,
     start_s3_server,
     tracking_server_command,
@@ -143,6 +143,20 @@ def stack(postgres_database, tmp_path_factory):
 def trainer_env(stack) -> dict[str, str]:
     """The environment `docker compose exec trainer ...` gives a command, for a subprocess here."""
     return clean_env(stack.trainer_env)
+
+
+def printed(stdout: str, label: str) -> str:
+    """The value an example printed after `label :`."""
+    return re.search(rf"^{label}\s*: (.+)$", stdout, re.MULTILINE).group(1)
+
+
+@pytest.fixture(scope="session")
+def stack_run(stack, trainer_env, tmp_path_factory):
+    """examples/02_artifacts/run.py, run once with the compose trainer's environment."""
+    result = run_script("examples/02_artifacts/run.py", cwd=tmp_path_factory.mktemp("trainer"), env=trainer_env)
+    assert result.returncode == 0, result.stderr
+    run = mlflow.MlflowClient(stack.tracking_uri).get_run(printed(result.stdout, "run id"))
+    return run, result.stdout
 
 
 @pytest.fixture(scope="session")

@@ -50,8 +50,13 @@ def compose_service(name: str) -> dict:
 
 
 def map_hosts(value: str, hosts: dict[str, str]) -> str:
+    """Replace compose host names in URLs (`http://mlflow:5000`, `...@postgres:5432/...`).
+
+    Only addresses to connect to change: `--allowed-hosts=mlflow:5000` names a Host
+    header that clients send, so it stays as it is.
+    """
     for compose_host, local_host in hosts.items():
-        value = value.replace(compose_host, local_host)
+        value = re.sub(rf"(?:(?<=//)|(?<=@)){re.escape(compose_host)}\b", local_host, value)
     return value
 
 

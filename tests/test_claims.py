@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -77,6 +79,11 @@ def test_log_artifact_same_path_overwrites(run, tmp_path):
     local.write_text("second")
     mlflow.log_artifact(str(local), artifact_path="reports")
     assert text_of(run, "reports/report.txt") == "second"
+
+
+def test_backslash_is_part_of_the_file_name(run):
+    mlflow.log_text("x", artifact_file="reports\\notes.md")
+    assert artifacts(run.info.run_id) == ["reports\\notes.md"]
 
 
 def test_intermediate_folders_are_created(run):
@@ -246,6 +253,45 @@ def test_direct_s3_client_uploads_to_its_own_endpoint(stack, trainer_env, tmp_pa
         assert stack.keys(key) == []
     finally:
         other_server.stop()
+
+
+def test_direct_s3_client_without_endpoint_would_go_to_amazon(stack, trainer_env):
+    """Without MLFLOW_S3_ENDPOINT_URL boto3 heads for Amazon S3.
+
+    Nothing leaves this machine: HTTPS goes through a local proxy that writes down
+    which host the client asked for and hangs up.
+    """
+    asked = []
+    with socket.create_server(("127.0.0.1", 0)) as proxy:
+        proxy.settimeout(60)
+
+        def record_and_hang_up():
+            for _ in range(3):
+                try:
+                    conn, _ = proxy.accept()
+                except OSError:
+                    return
+                with conn:
+                    asked.append(conn.recv(1024).decode(errors="replace").split("\r\n")[0])
+
+        listener = threading.Thread(target=record_and_hang_up, daemon=True)
+        listener.start()
+        env = {k: v for k, v in trainer_env.items() if k != "MLFLOW_S3_ENDPOINT_URL"}
+        env.update(
+            HTTPS_PROXY=f"http://127.0.0.1:{proxy.getsockname()[1]}",
+            NO_PROXY="127.0.0.1,localhost",
+            AWS_MAX_ATTEMPTS="1",
+            AWS_DEFAULT_REGION="us-east-1",
+        )
+        code = (
+            "import mlflow\n"
+            "mlflow.set_experiment('claims')\n"
+            "with mlflow.start_run():\n"
+            "    mlflow.log_text('x', artifact_file='x.txt')\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert asked and asked[0].startswith(f"CONNECT {stack.bucket}.s3.amazonaws.com:443 "), asked
 
 
 # --- bad paths: only some stores refuse them -------------------------------------------------

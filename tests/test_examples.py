@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import re
+import shutil
+import sys
+import urllib.request
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -14,8 +17,8 @@ import pytest
 from mlflow import MlflowClient
 from PIL import Image
 
-from conftest import run_script
-from stack import REPO, clean_env
+from conftest import printed, run_script
+from stack import API_PROBE, REPO, Process, clean_env, free_port, http_status
 
 EXPECTED_FILES = [
     "configs/train_config.json",
@@ -35,11 +38,6 @@ def load_example():
 
 
 example = load_example()
-
-
-def printed(stdout: str, label: str) -> str:
-    """The value run.py printed after `label :`."""
-    return re.search(rf"^{label}\s*: (.+)$", stdout, re.MULTILINE).group(1)
 
 
 def check_contents(read) -> None:
@@ -94,13 +92,26 @@ def test_embedded_run_leaves_only_the_store_in_the_working_directory(embedded_ru
     assert sorted(p.name for p in workdir.iterdir()) == ["mlflow.db", "mlruns"]
 
 
-@pytest.fixture(scope="module")
-def stack_run(stack, trainer_env, tmp_path_factory):
-    """run.py with the compose trainer's environment, against the local stack."""
-    result = run_script("examples/02_artifacts/run.py", cwd=tmp_path_factory.mktemp("trainer"), env=trainer_env)
-    assert result.returncode == 0, result.stderr
-    run = MlflowClient(stack.tracking_uri).get_run(printed(result.stdout, "run id"))
-    return run, result.stdout
+def test_mlflow_ui_serves_the_embedded_store(embedded_run, tmp_path):
+    """The root README's `mlflow ui`, started in the folder run.py ran in (a copy of it)."""
+    workdir, stdout = embedded_run
+    folder = tmp_path / "project"
+    shutil.copytree(workdir, folder)
+    port = free_port()  # the README's default, 5000, belongs to the stack's server here
+    ui = Process(
+        [str(Path(sys.executable).with_name("mlflow")), "ui", "--port", str(port)],
+        env=clean_env({}),
+        log=tmp_path / "ui.log",
+        cwd=folder,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ui.wait_until(lambda: http_status(base + API_PROBE) == 200, "mlflow ui", timeout=120)
+        run_id = printed(stdout, "run id")
+        with urllib.request.urlopen(f"{base}/get-artifact?path=reports/notes.md&run_uuid={run_id}") as answer:
+            assert answer.read().decode() == example.NOTES
+    finally:
+        ui.stop()
 
 
 def test_stack_run_uploads_five_objects_to_the_bucket(stack, stack_run):
@@ -135,3 +146,20 @@ def test_stack_run_links_to_the_ui_on_the_host(stack_run):
     assert printed(stdout, "open the UI") == (
         f"http://localhost:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
     )
+    # MLflow's own link would name the server as the trainer sees it: switched off.
+    assert "View run" not in stdout
+
+
+def test_example_01_uploads_report_and_keeps_the_local_file(tmp_path):
+    result = run_script("examples/01_log_artifact/run.py", cwd=tmp_path, env=clean_env({}))
+    assert result.returncode == 0, result.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("01-log-artifact")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == "report_upload" and run.info.status == "FINISHED"
+    artifacts = tmp_path / "mlruns" / experiment.experiment_id / run.info.run_id / "artifacts"
+    assert [p.relative_to(artifacts).as_posix() for p in artifacts.rglob("*") if p.is_file()] == [
+        "reports/report.txt"
+    ]
+    # The upload is a copy: the file written in the working directory stays.
+    assert (tmp_path / "outputs" / "report.txt").read_text() == (artifacts / "reports/report.txt").read_text()

@@ -1,0 +1,65 @@
+"""The tutorial's own text: its code blocks run as written, and its test links resolve."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import printed
+from stack import REPO
+
+TUTORIALS = [REPO / "examples/02_artifacts/README.md", REPO / "examples/01_log_artifact/README.md"]
+PATTERNS_README = TUTORIALS[0]
+
+
+def pattern_blocks() -> dict[str, str]:
+    """{"A": code, ...}: the first python block under each "### (X)" heading of section 6."""
+    section = PATTERNS_README.read_text().split("## 6) Common patterns")[1].split("\n## ")[0]
+    blocks = {}
+    for heading in re.split(r"^### ", section, flags=re.MULTILINE)[1:]:
+        letter = re.match(r"\((\w)\)", heading).group(1)
+        blocks[letter] = re.search(r"```python\n(.*?)```", heading, re.DOTALL).group(1)
+    return blocks
+
+
+def test_section_6_has_patterns_a_to_e():
+    assert list(pattern_blocks()) == ["A", "B", "C", "D", "E"]
+
+
+@pytest.mark.parametrize("letter", ["A", "B", "C", "D", "E"])
+def test_readme_pattern_runs(letter, stack, stack_run, trainer_env, tmp_path):
+    """Each pattern, pasted into Python in the compose trainer (here: its environment)."""
+    result = subprocess.run(
+        [sys.executable, "-c", pattern_blocks()[letter]],
+        cwd=tmp_path,
+        env=trainer_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    if letter == "B":
+        assert (tmp_path / "outputs/report.txt").read_text() == "local copy kept"
+    elif letter == "D":
+        assert re.fullmatch(r"s3://mlflow-artifacts/\d+/\w+/artifacts", printed(result.stdout, "artifact URI"))
+    elif letter == "E":
+        run, _ = stack_run
+        assert (tmp_path / "downloads/notes.md").read_text().startswith("# Training notes")
+        assert printed(result.stdout, "downloaded to") == str(tmp_path / "downloads/notes.md")
+    else:
+        assert list(tmp_path.iterdir()) == []  # A and C leave nothing in the working directory
+
+
+TEST_LINK = re.compile(r"\[✓ (\w+)\]\(([^)]+)\)")
+
+
+@pytest.mark.parametrize("readme", TUTORIALS, ids=lambda p: p.parent.name)
+def test_every_test_link_names_an_existing_test(readme):
+    links = TEST_LINK.findall(readme.read_text())
+    assert links
+    for name, target in links:
+        test_file = (readme.parent / target).resolve()
+        assert re.search(rf"^def {name}\(", test_file.read_text(), re.MULTILINE), f"{name} not in {target}"

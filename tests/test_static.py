@@ -1,0 +1,134 @@
+"""Checks of the files no Docker engine runs here: docker-compose.yml, Dockerfile, pins, CI."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy.engine import make_url
+
+from stack import REPO, argument, compose_service
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+LONG_RUNNING = ["postgres", "minio", "mlflow"]
+
+
+def tool(name: str) -> str:
+    """A command-line tool installed next to this Python (requirements-test.txt)."""
+    path = Path(sys.executable).with_name(name)
+    return str(path) if path.exists() else shutil.which(name)
+
+
+def test_compose_file_follows_the_compose_specification():
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(REPO / "docker-compose.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_passes_hadolint():
+    result = subprocess.run([tool("hadolint"), str(REPO / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_installs_only_the_pinned_requirements():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    installs = re.findall(r"pip install[^\n]*", dockerfile)
+    assert installs == ["pip install --no-cache-dir -r /tmp/requirements.txt \\"]
+    assert "COPY requirements.txt /tmp/requirements.txt" in dockerfile
+    assert re.search(r"^USER 1000", dockerfile, re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", ["requirements.txt", "requirements-test.txt"])
+def test_requirements_pin_exact_versions(name):
+    lines = [line.split("#")[0].strip() for line in (REPO / name).read_text().splitlines()]
+    for line in filter(None, lines):
+        assert line == "-r requirements.txt" or re.fullmatch(r"[\w.\-]+(\[[\w,]+\])?==[\w.]+", line), line
+
+
+def test_requirements_pin_the_mlflow_this_tutorial_describes():
+    assert "mlflow==3.17.2" in (REPO / "requirements.txt").read_text().split()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_images_are_pinned(name):
+    image = SERVICES[name].get("image")
+    if image is None:
+        pytest.skip("built from the Dockerfile")
+    repository, _, tag = image.rpartition(":")
+    assert repository and tag and tag != "latest", image
+
+
+def test_minio_images_come_from_quay():
+    assert SERVICES["minio"]["image"].startswith("quay.io/minio/minio:RELEASE.")
+    assert SERVICES["create-bucket"]["image"].startswith("quay.io/minio/mc:RELEASE.")
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_long_running_services_have_a_healthcheck(name):
+    assert SERVICES[name]["healthcheck"]["test"]
+
+
+def test_minio_healthcheck_uses_mc_not_curl():
+    # The MinIO image ships no curl.
+    assert SERVICES["minio"]["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_depends_on_waits_for_health_or_completion(name):
+    for condition in (SERVICES[name].get("depends_on") or {}).values():
+        assert condition["condition"] in ("service_healthy", "service_completed_successfully")
+
+
+def test_postgres_is_not_published_and_other_ports_only_on_loopback():
+    assert "ports" not in SERVICES["postgres"]
+    for service in SERVICES.values():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), port
+
+
+def test_bucket_job_creates_the_bucket_only_if_missing():
+    command = " ".join(SERVICES["create-bucket"]["command"])
+    bucket = argument(compose_service("mlflow")["command"], "--default-artifact-root")
+    assert f"mc mb --ignore-existing local/{bucket.removeprefix('s3://').strip('/')}" in command
+
+
+def test_trainer_runs_the_server_image_with_the_project_mounted():
+    trainer = SERVICES["trainer"]
+    assert trainer["image"] == SERVICES["mlflow"]["image"]
+    assert trainer["working_dir"] == "/work" and ".:/work" in trainer["volumes"]
+    assert trainer["command"] == ["sleep", "infinity"]
+
+
+def test_backend_uri_names_the_installed_postgres_driver():
+    """With SQLAlchemy 2.1 a bare postgresql:// means psycopg 3, which is not installed."""
+    uri = make_url(argument(compose_service("mlflow")["command"], "--backend-store-uri"))
+    assert uri.get_dialect().driver == "psycopg2"
+    assert make_url("postgresql://u@h/db").get_dialect().driver == "psycopg"
+    assert "psycopg2-binary==" in (REPO / "requirements.txt").read_text()
+
+
+def test_allowed_hosts_is_a_closed_list():
+    hosts = argument(compose_service("mlflow")["command"], "--allowed-hosts").split(",")
+    assert hosts == ["mlflow:5000", "localhost:5000", "127.0.0.1:5000"]
+
+
+def test_env_example_documents_every_compose_variable():
+    used = set(re.findall(r"\$\{(\w+)", (REPO / "docker-compose.yml").read_text()))
+    documented = set(re.findall(r"^(\w+)=", (REPO / ".env.example").read_text(), re.MULTILINE))
+    assert used == documented
+    assert ".env" in (REPO / ".gitignore").read_text().split()
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    command = re.search(r"```bash\n(python3 -m venv \.venv && .*pytest.*)\n```", readme).group(1)
+    assert command in (REPO / ".ci/run").read_text()

@@ -1,0 +1,29 @@
+"""The tracking server as docker-compose.yml configures it."""
+
+import pytest
+
+from stack import API_PROBE, argument, compose_service, http_status
+
+
+@pytest.mark.parametrize("host", ["mlflow:5000", "localhost:5000", "127.0.0.1:5000"])
+def test_allowed_hosts_admit_the_trainer_and_a_browser_on_the_host(stack, host):
+    assert http_status(stack.tracking_uri + API_PROBE, host_header=host) == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example:5000", "mlflow:8080", "localhost"])
+def test_allowed_hosts_refuse_any_other_host_header(stack, host):
+    # The whole Host header counts, port included.
+    assert http_status(stack.tracking_uri + API_PROBE, host_header=host) == 403
+
+
+def test_health_endpoint_skips_the_host_check(stack):
+    """Why the compose healthcheck calls a real API endpoint instead of /health."""
+    assert http_status(stack.tracking_uri + "/health", host_header="evil.example:5000") == 200
+
+
+def test_compose_healthcheck_calls_the_api_probe():
+    assert API_PROBE in " ".join(compose_service("mlflow")["healthcheck"]["test"])
+
+
+def test_server_runs_in_direct_mode(stack):
+    assert argument(stack.server_command, "--default-artifact-root") == "s3://mlflow-artifacts/"
