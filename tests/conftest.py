@@ -20,7 +20,7 @@ import mlflow
 import psycopg2
 import pytest
 from psycopg2 import sql
-
+from sqlalchemy.engine import make_url
 from stack import (
     API_PROBE,
     REPO,
@@ -65,8 +65,6 @@ def postgres_database():
             f"PostgreSQL does not answer at {POSTGRES_ADMIN_URL}: {str(error).strip()}. "
             "Start PostgreSQL, or set TEST_POSTGRES_URL to an admin connection URL."
         )
-    from sqlalchemy.engine import make_url
-
     compose_url = make_url(argument(compose_service("mlflow")["command"], "--backend-store-uri"))
     owner, password = compose_url.username, compose_url.password
     database = f"mlflow_test_{uuid.uuid4().hex[:8]}"
@@ -130,9 +128,7 @@ def stack(postgres_database, tmp_path_factory):
 
     server = Process(command, clean_env(compose_environment("mlflow", hosts)), workdir / "mlflow-server.log", workdir)
     try:
-        server.wait_until(
-            lambda: http_status(stack.tracking_uri + API_PROBE) == 200, "mlflow server", timeout=120
-        )
+        server.wait_until(lambda: http_status(stack.tracking_uri + API_PROBE) == 200, "mlflow server", timeout=120)
         yield stack
     finally:
         server.stop()

@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -154,8 +155,6 @@ API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 def tracking_server_command(hosts: dict[str, str], database: str) -> list[str]:
     """The compose `mlflow` service's command, pointed at local services and a fresh database."""
-    from sqlalchemy.engine import make_url
-
     args = []
     for arg in compose_service("mlflow")["command"]:
         option, _, value = arg.partition("=")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -18,7 +17,6 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import boto3
-import botocore.exceptions
 import mlflow
 import numpy as np
 import pandas as pd
@@ -26,8 +24,7 @@ import pytest
 import yaml
 from mlflow.exceptions import MlflowException
 from PIL import Image
-
-from stack import clean_env, start_s3_server
+from stack import start_s3_server
 
 
 @pytest.fixture

@@ -14,10 +14,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import printed, run_script
 from mlflow import MlflowClient
 from PIL import Image
-
-from conftest import printed, run_script
 from stack import API_PROBE, REPO, Process, clean_env, free_port, http_status
 
 EXPECTED_FILES = [
@@ -158,8 +157,6 @@ def test_example_01_uploads_report_and_keeps_the_local_file(tmp_path):
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.run_name == "report_upload" and run.info.status == "FINISHED"
     artifacts = tmp_path / "mlruns" / experiment.experiment_id / run.info.run_id / "artifacts"
-    assert [p.relative_to(artifacts).as_posix() for p in artifacts.rglob("*") if p.is_file()] == [
-        "reports/report.txt"
-    ]
+    assert [p.relative_to(artifacts).as_posix() for p in artifacts.rglob("*") if p.is_file()] == ["reports/report.txt"]
     # The upload is a copy: the file written in the working directory stays.
     assert (tmp_path / "outputs" / "report.txt").read_text() == (artifacts / "reports/report.txt").read_text()

@@ -1,7 +1,6 @@
 """The tracking server as docker-compose.yml configures it."""
 
 import pytest
-
 from stack import API_PROBE, argument, compose_service, http_status
 
 
