@@ -48,10 +48,10 @@ def service_missing(message: str):
     pytest.skip(message)
 
 
-def run_script(script: str, cwd: Path, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+def run_script(script: str, cwd: Path, env: dict[str, str], args: list[str] = ()) -> subprocess.CompletedProcess:
     """Run an example as a learner would: `python examples/.../run.py`, in its own process."""
     return subprocess.run(
-        [sys.executable, str(REPO / script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
 
 
@@ -86,7 +86,19 @@ class Stack:
     s3_endpoint: str
     bucket: str
     trainer_env: dict[str, str]  # the compose trainer's environment, hosts mapped
-    server_command: list[str]
+    server: Process  # the tracking server
+
+    @property
+    def server_command(self) -> list[str]:
+        return self.server.args
+
+    def wait_for_server(self) -> None:
+        self.server.wait_until(lambda: http_status(self.tracking_uri + API_PROBE) == 200, "mlflow server", 120)
+
+    def restart_server(self) -> None:
+        self.server.stop()
+        self.server.start()
+        self.wait_for_server()
 
     def s3(self):
         """A boto3 client for the S3 server, with the trainer's credentials."""
@@ -123,12 +135,11 @@ def stack(postgres_database, tmp_path_factory):
     # The bucket job in docker-compose.yml creates the bucket of --default-artifact-root.
     bucket = argument(command, "--default-artifact-root").removeprefix("s3://").split("/")[0]
     trainer_env = compose_environment("trainer", hosts)
-    stack = Stack("http://127.0.0.1:5000", s3_endpoint, bucket, trainer_env, command)
-    stack.s3().create_bucket(Bucket=bucket)
-
     server = Process(command, clean_env(compose_environment("mlflow", hosts)), workdir / "mlflow-server.log", workdir)
+    stack = Stack("http://127.0.0.1:5000", s3_endpoint, bucket, trainer_env, server)
     try:
-        server.wait_until(lambda: http_status(stack.tracking_uri + API_PROBE) == 200, "mlflow server", timeout=120)
+        stack.s3().create_bucket(Bucket=bucket)
+        stack.wait_for_server()
         yield stack
     finally:
         server.stop()

@@ -93,10 +93,13 @@ class Process:
     """A server process in its own process group, with its output in a log file."""
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path):
-        self.args, self.log = args, log
-        with open(log, "wb") as out:
+        self.args, self.env, self.log, self.cwd = args, env, log, cwd
+        self.start()
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
             self.popen = subprocess.Popen(
-                args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                self.args, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
 
     def log_tail(self, lines: int = 30) -> str:
@@ -135,18 +138,21 @@ def http_status(url: str, host_header: str | None = None, timeout: float = 2) ->
         return None
 
 
-def start_s3_server(workdir: Path) -> tuple[Process, str]:
-    """moto's S3 API server (server mode) on a free local port."""
+def start_s3_server(workdir: Path, env: dict[str, str] | None = None) -> tuple[Process, str]:
+    """moto's S3 API server (server mode) on a free local port.
+
+    Ready when the port accepts connections: an HTTP probe would count as one of the
+    requests that INITIAL_NO_AUTH_ACTION_COUNT lets through unauthenticated.
+    """
     port = free_port()
     server = Process(
         [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        env=clean_env({}),
-        log=workdir / "moto.log",
+        env=clean_env(env or {}),
+        log=workdir / f"moto-{port}.log",
         cwd=workdir,
     )
-    endpoint = f"http://127.0.0.1:{port}"
-    server.wait_until(lambda: http_status(f"{endpoint}/") == 200, "moto S3 server", timeout=30)
-    return server, endpoint
+    server.wait_until(lambda: port_is_open("127.0.0.1", port), "moto S3 server", timeout=30)
+    return server, f"http://127.0.0.1:{port}"
 
 
 # What the compose `mlflow` service's healthcheck calls: a real API endpoint behind the Host check.

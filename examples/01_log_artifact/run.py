@@ -14,7 +14,8 @@ import mlflow
 
 # Let `python examples/01_log_artifact/run.py` import the shared helper from common/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from common.mlflow_env import artifact_tree, set_experiment, ui_link  # noqa: E402
+from common.artifact_paths import checked_folder  # noqa: E402
+from common.mlflow_env import artifact_tree, exit_on_error, set_experiment, ui_link  # noqa: E402
 
 EXPERIMENT = "01-log-artifact"
 RUN_NAME = "report_upload"
@@ -32,7 +33,7 @@ def main() -> None:
 
     # 3) Upload it: artifact_path is a FOLDER; the name comes from the local file.
     with mlflow.start_run(run_name=RUN_NAME) as run:
-        mlflow.log_artifact(str(report), artifact_path="reports")
+        mlflow.log_artifact(str(report), artifact_path=checked_folder("reports"))
         print(f"run id         : {run.info.run_id}")
         print("logged         : reports/report.txt (log_artifact)")
 
@@ -45,4 +46,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # A service down or a setting missing ends in one message that says what to do
+    # (add --debug for the traceback).
+    with exit_on_error():
+        main()

@@ -1,0 +1,219 @@
+"""Faults: each ends in seconds with one message that says what to do, and loses nothing.
+
+Every case runs both examples as a learner would, with the compose trainer's environment
+and one thing broken: a server stopped or silent, a Host header not allowed, S3 settings
+wrong or missing, a bucket gone, a key wrong, an old file store in the folder. The time to
+the error is printed (run with `-s` to see it); the 10-second target is asserted only with
+a wide margin, since a slow machine must not fail the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+
+import boto3
+import pytest
+from mlflow import MlflowClient
+
+from conftest import printed, run_script
+from stack import clean_env, free_port, start_s3_server
+
+SCRIPTS = ["examples/02_artifacts/run.py", "examples/01_log_artifact/run.py"]
+TARGET_SECONDS = 10
+MARGIN = 3  # a fault must never again take MLflow's default of four minutes
+
+
+def run_and_time(script, env, cwd, *args):
+    started = time.monotonic()
+    result = run_script(script, cwd=cwd, env=env, args=list(args))
+    return result, time.monotonic() - started
+
+
+def assert_one_clear_message(result, seconds, *phrases):
+    """Exit status 1, no traceback, one `error:` line and one `fix:` line holding `phrases`."""
+    print(f"\n    {seconds:4.1f} s  {result.stderr.strip().splitlines()[-2:]}")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(":")[0] for line in lines[-2:]] == ["error", "fix"], result.stderr
+    assert sum(line.startswith("error:") for line in lines) == 1
+    message = "\n".join(lines[-2:])
+    for phrase in phrases:
+        assert phrase in message
+    assert seconds < TARGET_SECONDS * MARGIN
+
+
+@pytest.fixture(scope="module")
+def before_faults(stack, stack_run):
+    """What the bucket and the tracking server hold before any fault: must not change."""
+    run, _ = stack_run
+    objects = {o["Key"]: o["ETag"] for o in stack.s3().list_objects_v2(Bucket=stack.bucket)["Contents"]}
+    return run, objects
+
+
+@pytest.fixture(scope="module")
+def locked_s3(stack, tmp_path_factory):
+    """An S3 server that checks keys: user `trainer` may use the bucket, `reader` may only list it.
+
+    moto lets the first INITIAL_NO_AUTH_ACTION_COUNT requests through without a key
+    (creating the users and the bucket) and checks every request after them.
+    """
+    server, endpoint = start_s3_server(tmp_path_factory.mktemp("locked"), {"INITIAL_NO_AUTH_ACTION_COUNT": "7"})
+    admin = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="a")
+    iam = boto3.client("iam", **admin)
+    keys = {}
+    for user, actions, resources in [
+        ("trainer", ["s3:*"], [f"arn:aws:s3:::{stack.bucket}", f"arn:aws:s3:::{stack.bucket}/*"]),
+        ("reader", ["s3:ListBucket"], [f"arn:aws:s3:::{stack.bucket}"]),
+    ]:
+        iam.create_user(UserName=user)
+        keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources}]}
+        iam.put_user_policy(UserName=user, PolicyName="artifacts", PolicyDocument=json.dumps(policy))
+    boto3.client("s3", **admin).create_bucket(Bucket=stack.bucket)
+    yield endpoint, keys
+    server.stop()
+
+
+def with_key(env, endpoint, key):
+    return dict(
+        env,
+        MLFLOW_S3_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID=key["AccessKeyId"],
+        AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"],
+    )
+
+
+# --- the tracking server -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_tracking_server_not_running(script, before_faults, trainer_env, tmp_path):
+    address = f"http://127.0.0.1:{free_port()}"
+    result, seconds = run_and_time(script, dict(trainer_env, MLFLOW_TRACKING_URI=address), tmp_path)
+    assert_one_clear_message(result, seconds, f"cannot reach the MLflow tracking server at {address}", "docker compose")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_tracking_server_that_never_answers(script, before_faults, trainer_env, tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never replies
+        address = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        result, seconds = run_and_time(script, dict(trainer_env, MLFLOW_TRACKING_URI=address), tmp_path)
+    assert_one_clear_message(result, seconds, f"{address} did not answer within 5 s", "docker compose logs mlflow")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_host_header_not_allowed(script, before_faults, trainer_env, tmp_path):
+    # 127.1 is 127.0.0.1 written short: the same server, a Host header it does not list.
+    env = dict(trainer_env, MLFLOW_TRACKING_URI="http://127.1:5000")
+    result, seconds = run_and_time(script, env, tmp_path)
+    assert_one_clear_message(result, seconds, "refused the Host header '127.1:5000'", "add 127.1:5000 to")
+
+
+# --- the S3 artifact store -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_s3_endpoint_not_reachable(script, before_faults, trainer_env, tmp_path):
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    result, seconds = run_and_time(script, dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=endpoint), tmp_path)
+    assert_one_clear_message(result, seconds, f"cannot reach the S3 endpoint {endpoint}", "MLFLOW_S3_ENDPOINT_URL")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_s3_endpoint_setting_missing(script, before_faults, trainer_env, tmp_path):
+    env = {k: v for k, v in trainer_env.items() if k != "MLFLOW_S3_ENDPOINT_URL"}
+    result, seconds = run_and_time(script, env, tmp_path)
+    assert_one_clear_message(
+        result, seconds, "MLFLOW_S3_ENDPOINT_URL is not set", "would upload to Amazon S3", "http://minio:9000"
+    )
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_bucket_missing_then_created(script, stack, before_faults, trainer_env, tmp_path):
+    server, endpoint = start_s3_server(tmp_path)  # an S3 server without the bucket
+    try:
+        env = dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=endpoint)
+        result, seconds = run_and_time(script, env, tmp_path)
+        assert_one_clear_message(result, seconds, f"bucket '{stack.bucket}' does not exist", "create-bucket")
+        # Fixed: the same command succeeds.
+        boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+        ).create_bucket(Bucket=stack.bucket)
+        assert run_script(script, cwd=tmp_path, env=env).returncode == 0
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+@pytest.mark.parametrize(
+    "wrong, phrase",
+    [
+        ("secret", "rejected the secret key"),
+        ("key", "does not know the access key"),
+    ],
+)
+def test_wrong_s3_credentials(script, wrong, phrase, before_faults, locked_s3, trainer_env, tmp_path):
+    endpoint, keys = locked_s3
+    key = dict(keys["trainer"])
+    key["SecretAccessKey" if wrong == "secret" else "AccessKeyId"] = "wrong"
+    result, seconds = run_and_time(script, with_key(trainer_env, endpoint, key), tmp_path)
+    assert_one_clear_message(result, seconds, phrase, "AWS_")
+    assert "wrong" not in result.stderr and keys["trainer"]["SecretAccessKey"] not in result.stderr
+
+
+def test_right_s3_credentials_succeed_on_the_locked_server(locked_s3, trainer_env, tmp_path):
+    endpoint, keys = locked_s3
+    result = run_script(SCRIPTS[0], cwd=tmp_path, env=with_key(trainer_env, endpoint, keys["trainer"]))
+    assert result.returncode == 0, result.stderr
+
+
+def test_upload_refused_mid_run_marks_the_run_failed(stack, before_faults, locked_s3, trainer_env, tmp_path):
+    """`reader` passes the check (it may list the bucket) but may not upload."""
+    endpoint, keys = locked_s3
+    result, seconds = run_and_time(SCRIPTS[0], with_key(trainer_env, endpoint, keys["reader"]), tmp_path)
+    assert_one_clear_message(result, seconds, f"may not use bucket '{stack.bucket}'", "s3:PutObject")
+    run = MlflowClient(stack.tracking_uri).get_run(printed(result.stdout, "run id"))
+    assert run.info.status == "FAILED"
+
+
+def test_debug_flag_shows_the_traceback(before_faults, trainer_env, tmp_path):
+    env = dict(trainer_env, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}")
+    result = run_script(SCRIPTS[0], cwd=tmp_path, env=env, args=["--debug"])
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "error: cannot reach" in result.stderr
+
+
+# --- the embedded default ------------------------------------------------------------------
+
+OLD_FILE_STORE_META = "artifact_location: mlruns/0\nexperiment_id: '0'\nlifecycle_stage: active\nname: Default\n"
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_old_mlruns_file_store_in_the_folder(script, tmp_path):
+    (tmp_path / "mlruns/0").mkdir(parents=True)
+    (tmp_path / "mlruns/0/meta.yaml").write_text(OLD_FILE_STORE_META)
+    result, seconds = run_and_time(script, clean_env({}), tmp_path)
+    assert_one_clear_message(result, seconds, "old MLflow file store (./mlruns)", "mv mlruns mlruns.old")
+    # Fixed as the message says: the same command succeeds, the old store is untouched.
+    shutil.move(tmp_path / "mlruns", tmp_path / "mlruns.old")
+    assert run_script(script, cwd=tmp_path, env=clean_env({})).returncode == 0
+    assert (tmp_path / "mlruns.old/0/meta.yaml").read_text() == OLD_FILE_STORE_META
+
+
+# --- afterwards ----------------------------------------------------------------------------
+
+
+def test_after_the_faults_the_same_command_succeeds_and_earlier_runs_are_intact(
+    stack, before_faults, trainer_env, tmp_path
+):
+    result = run_script(SCRIPTS[0], cwd=tmp_path, env=trainer_env)
+    assert result.returncode == 0, result.stderr
+    run, objects = before_faults
+    now = {o["Key"]: o["ETag"] for o in stack.s3().list_objects_v2(Bucket=stack.bucket)["Contents"]}
+    assert {key: now.get(key) for key in objects} == objects
+    again = MlflowClient(stack.tracking_uri).get_run(run.info.run_id)
+    assert again.info.status == "FINISHED" and again.data.to_dictionary() == run.data.to_dictionary()
