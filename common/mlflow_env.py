@@ -90,8 +90,7 @@ def check_tracking_server(tracking_uri: str) -> str | None:
     if answer.status_code == 403 and "Invalid Host header" in answer.text:
         raise FixableError(
             f"the tracking server at {server} refused the Host header '{host}' (403 Invalid Host header)",
-            f"add {host} to the server's --allowed-hosts (in docker-compose.yml), "
-            "or use an address it already accepts",
+            f"add {host} to the server's --allowed-hosts (in docker-compose.yml), or use an address it already accepts",
         )
     if answer.status_code == 401:
         raise FixableError(
@@ -139,9 +138,7 @@ def check_artifact_store(location: str) -> str:
     s3 = boto3.client(
         "s3",
         endpoint_url=endpoint,
-        config=Config(
-            connect_timeout=CHECK_TIMEOUT, read_timeout=CHECK_TIMEOUT, retries={"total_max_attempts": 1}
-        ),
+        config=Config(connect_timeout=CHECK_TIMEOUT, read_timeout=CHECK_TIMEOUT, retries={"total_max_attempts": 1}),
     )
     try:
         s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)

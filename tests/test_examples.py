@@ -123,21 +123,16 @@ def test_stack_run_uploads_five_objects_to_the_bucket(stack, stack_run):
     check_contents(lambda path: s3.get_object(Bucket=stack.bucket, Key=prefix + path)["Body"].read())
 
 
-def test_stack_run_downloads_identical_bytes(stack, stack_run, trainer_env, monkeypatch, tmp_path):
+@pytest.mark.parametrize("mlflow_store", ["s3-direct"], indirect=True)  # this process downloads from S3
+def test_stack_run_downloads_identical_bytes(mlflow_store, stack, stack_run, tmp_path):
     run, _ = stack_run
-    for name in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, trainer_env[name])
-    mlflow.set_tracking_uri(stack.tracking_uri)
-    try:
-        local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path))
-    finally:
-        mlflow.set_tracking_uri(None)
+    local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path))
+    assert local == str(tmp_path)
     s3 = stack.s3()
     prefix = f"{run.info.experiment_id}/{run.info.run_id}/artifacts/"
     for path in EXPECTED_FILES:
         stored = s3.get_object(Bucket=stack.bucket, Key=prefix + path)["Body"].read()
         assert (tmp_path / path).read_bytes() == stored
-    assert local == str(tmp_path)
 
 
 def test_stack_run_links_to_the_ui_on_the_host(stack_run):

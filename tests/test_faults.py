@@ -16,9 +16,8 @@ import time
 
 import boto3
 import pytest
-from mlflow import MlflowClient
-
 from conftest import printed, run_script
+from mlflow import MlflowClient
 from stack import clean_env, free_port, start_s3_server
 
 SCRIPTS = ["examples/02_artifacts/run.py", "examples/01_log_artifact/run.py"]
