@@ -18,9 +18,25 @@ import boto3
 import pytest
 from conftest import printed, run_script
 from mlflow import MlflowClient
-from stack import clean_env, free_port, start_s3_server
+from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES
+from stack import REPO, clean_env, compose_service, free_port, start_s3_server
 
 SCRIPTS = ["examples/02_artifacts/run.py", "examples/01_log_artifact/run.py"]
+
+# The fixed part of each message (error, fix). The tutorial's troubleshooting table quotes them.
+MESSAGES = {
+    "server down": ("cannot reach the MLflow tracking server at", "start it (`docker compose up -d`)"),
+    "server silent": ("did not answer within 5 s", "`docker compose logs mlflow`"),
+    "host refused": ("refused the Host header", "to the server's --allowed-hosts"),
+    "s3 down": ("cannot reach the S3 endpoint", "start MinIO (`docker compose up -d minio`)"),
+    "s3 endpoint unset": ("MLFLOW_S3_ENDPOINT_URL is not set", "set MLFLOW_S3_ENDPOINT_URL=http://localhost:9000"),
+    "no bucket": ("does not exist at", "`docker compose up create-bucket`"),
+    "wrong secret": ("rejected the secret key", "set AWS_SECRET_ACCESS_KEY"),
+    "unknown key": ("does not know the access key", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+    "upload denied": ("may not use bucket", "s3:PutObject"),
+    "old file store": ("old MLflow file store (./mlruns)", "mv mlruns mlruns.old"),
+}
+TUTORIAL = REPO / "examples/02_artifacts/README.md"
 TARGET_SECONDS = 10
 MARGIN = 3  # a fault must never again take MLflow's default of four minutes
 
@@ -31,17 +47,18 @@ def run_and_time(script, env, cwd, *args):
     return result, time.monotonic() - started
 
 
-def assert_one_clear_message(result, seconds, *phrases):
-    """Exit status 1, no traceback, one `error:` line and one `fix:` line holding `phrases`."""
+def assert_one_clear_message(result, seconds, fault, *phrases):
+    """Exit status 1, no traceback, one `error:` line and one `fix:` line: MESSAGES[fault] and `phrases`."""
     print(f"\n    {seconds:4.1f} s  {result.stderr.strip().splitlines()[-2:]}")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     lines = result.stderr.strip().splitlines()
     assert [line.split(":")[0] for line in lines[-2:]] == ["error", "fix"], result.stderr
     assert sum(line.startswith("error:") for line in lines) == 1
-    message = "\n".join(lines[-2:])
+    error, fix = MESSAGES[fault]
+    assert error in lines[-2] and fix in lines[-1]
     for phrase in phrases:
-        assert phrase in message
+        assert phrase in "\n".join(lines[-2:])
     assert seconds < TARGET_SECONDS * MARGIN
 
 
@@ -93,7 +110,7 @@ def with_key(env, endpoint, key):
 def test_tracking_server_not_running(script, before_faults, trainer_env, tmp_path):
     address = f"http://127.0.0.1:{free_port()}"
     result, seconds = run_and_time(script, dict(trainer_env, MLFLOW_TRACKING_URI=address), tmp_path)
-    assert_one_clear_message(result, seconds, f"cannot reach the MLflow tracking server at {address}", "docker compose")
+    assert_one_clear_message(result, seconds, "server down", address)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -101,7 +118,7 @@ def test_tracking_server_that_never_answers(script, before_faults, trainer_env, 
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never replies
         address = f"http://127.0.0.1:{silent.getsockname()[1]}"
         result, seconds = run_and_time(script, dict(trainer_env, MLFLOW_TRACKING_URI=address), tmp_path)
-    assert_one_clear_message(result, seconds, f"{address} did not answer within 5 s", "docker compose logs mlflow")
+    assert_one_clear_message(result, seconds, "server silent", address)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -109,7 +126,7 @@ def test_host_header_not_allowed(script, before_faults, trainer_env, tmp_path):
     # 127.1 is 127.0.0.1 written short: the same server, a Host header it does not list.
     env = dict(trainer_env, MLFLOW_TRACKING_URI="http://127.1:5000")
     result, seconds = run_and_time(script, env, tmp_path)
-    assert_one_clear_message(result, seconds, "refused the Host header '127.1:5000'", "add 127.1:5000 to")
+    assert_one_clear_message(result, seconds, "host refused", "'127.1:5000'", "add 127.1:5000 to")
 
 
 # --- the S3 artifact store -----------------------------------------------------------------
@@ -119,16 +136,14 @@ def test_host_header_not_allowed(script, before_faults, trainer_env, tmp_path):
 def test_s3_endpoint_not_reachable(script, before_faults, trainer_env, tmp_path):
     endpoint = f"http://127.0.0.1:{free_port()}"
     result, seconds = run_and_time(script, dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=endpoint), tmp_path)
-    assert_one_clear_message(result, seconds, f"cannot reach the S3 endpoint {endpoint}", "MLFLOW_S3_ENDPOINT_URL")
+    assert_one_clear_message(result, seconds, "s3 down", endpoint)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_s3_endpoint_setting_missing(script, before_faults, trainer_env, tmp_path):
     env = {k: v for k, v in trainer_env.items() if k != "MLFLOW_S3_ENDPOINT_URL"}
     result, seconds = run_and_time(script, env, tmp_path)
-    assert_one_clear_message(
-        result, seconds, "MLFLOW_S3_ENDPOINT_URL is not set", "would upload to Amazon S3", "http://minio:9000"
-    )
+    assert_one_clear_message(result, seconds, "s3 endpoint unset", "would upload to Amazon S3", "http://minio:9000")
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -137,7 +152,7 @@ def test_bucket_missing_then_created(script, stack, before_faults, trainer_env, 
     try:
         env = dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=endpoint)
         result, seconds = run_and_time(script, env, tmp_path)
-        assert_one_clear_message(result, seconds, f"bucket '{stack.bucket}' does not exist", "create-bucket")
+        assert_one_clear_message(result, seconds, "no bucket", f"bucket '{stack.bucket}'", endpoint)
         # Fixed: the same command succeeds.
         boto3.client(
             "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
@@ -149,18 +164,18 @@ def test_bucket_missing_then_created(script, stack, before_faults, trainer_env, 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize(
-    "wrong, phrase",
+    "wrong, fault",
     [
-        ("secret", "rejected the secret key"),
-        ("key", "does not know the access key"),
+        ("secret", "wrong secret"),
+        ("key", "unknown key"),
     ],
 )
-def test_wrong_s3_credentials(script, wrong, phrase, before_faults, locked_s3, trainer_env, tmp_path):
+def test_wrong_s3_credentials(script, wrong, fault, before_faults, locked_s3, trainer_env, tmp_path):
     endpoint, keys = locked_s3
     key = dict(keys["trainer"])
     key["SecretAccessKey" if wrong == "secret" else "AccessKeyId"] = "wrong"
     result, seconds = run_and_time(script, with_key(trainer_env, endpoint, key), tmp_path)
-    assert_one_clear_message(result, seconds, phrase, "AWS_")
+    assert_one_clear_message(result, seconds, fault, endpoint)
     assert "wrong" not in result.stderr and keys["trainer"]["SecretAccessKey"] not in result.stderr
 
 
@@ -174,7 +189,7 @@ def test_upload_refused_mid_run_marks_the_run_failed(stack, before_faults, locke
     """`reader` passes the check (it may list the bucket) but may not upload."""
     endpoint, keys = locked_s3
     result, seconds = run_and_time(SCRIPTS[0], with_key(trainer_env, endpoint, keys["reader"]), tmp_path)
-    assert_one_clear_message(result, seconds, f"may not use bucket '{stack.bucket}'", "s3:PutObject")
+    assert_one_clear_message(result, seconds, "upload denied", f"bucket '{stack.bucket}'")
     run = MlflowClient(stack.tracking_uri).get_run(printed(result.stdout, "run id"))
     assert run.info.status == "FAILED"
 
@@ -196,7 +211,7 @@ def test_old_mlruns_file_store_in_the_folder(script, tmp_path):
     (tmp_path / "mlruns/0").mkdir(parents=True)
     (tmp_path / "mlruns/0/meta.yaml").write_text(OLD_FILE_STORE_META)
     result, seconds = run_and_time(script, clean_env({}), tmp_path)
-    assert_one_clear_message(result, seconds, "old MLflow file store (./mlruns)", "mv mlruns mlruns.old")
+    assert_one_clear_message(result, seconds, "old file store")
     # Fixed as the message says: the same command succeeds, the old store is untouched.
     shutil.move(tmp_path / "mlruns", tmp_path / "mlruns.old")
     assert run_script(script, cwd=tmp_path, env=clean_env({})).returncode == 0
@@ -216,3 +231,15 @@ def test_after_the_faults_the_same_command_succeeds_and_earlier_runs_are_intact(
     assert {key: now.get(key) for key in objects} == objects
     again = MlflowClient(stack.tracking_uri).get_run(run.info.run_id)
     assert again.info.status == "FINISHED" and again.data.to_dictionary() == run.data.to_dictionary()
+
+
+def test_mlflow_retries_for_long_by_default():
+    """Why the examples check first: MLflow's defaults, and what the compose trainer sets instead."""
+    assert (MLFLOW_HTTP_REQUEST_MAX_RETRIES.default, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.default) == (7, 2)
+    assert compose_service("trainer")["environment"]["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+
+
+def test_troubleshooting_table_quotes_every_message():
+    section = TUTORIAL.read_text().split("## 9) Troubleshooting")[1].split("\n## ")[0]
+    for error, fix in MESSAGES.values():
+        assert error in section and fix in section, (error, fix)
