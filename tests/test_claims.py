@@ -209,16 +209,25 @@ def test_artifact_uri_shape(run, mlflow_store, request):
     assert mlflow.get_artifact_uri("reports/notes.md") == expected + "/reports/notes.md"
 
 
+LOG_ONE_FILE = """
+import mlflow
+mlflow.set_experiment("claims")
+with mlflow.start_run() as run:
+    mlflow.log_text("x", artifact_file="x.txt")
+print(f"{run.info.experiment_id}/{run.info.run_id}")
+"""
+
+
+def log_one_file(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Plain MLflow in its own process with `env`: one log_text, then print '<experiment id>/<run id>'."""
+    return subprocess.run([sys.executable, "-c", LOG_ONE_FILE], env=env, capture_output=True, text=True, timeout=120)
+
+
 def test_direct_s3_client_needs_credentials(stack, trainer_env):
     """With an s3:// artifact root the client, not the server, talks to S3."""
-    env = {k: v for k, v in trainer_env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    code = (
-        "import mlflow\n"
-        "mlflow.set_experiment('claims')\n"
-        "with mlflow.start_run():\n"
-        "    mlflow.log_text('x', artifact_file='x.txt')\n"
+    result = log_one_file(
+        {k: v for k, v in trainer_env.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     )
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "NoCredentialsError" in result.stderr or "Unable to locate credentials" in result.stderr
 
@@ -235,17 +244,9 @@ def test_direct_s3_client_uploads_to_its_own_endpoint(stack, trainer_env, tmp_pa
             region_name="us-east-1",
         )
         other.create_bucket(Bucket=stack.bucket)
-        code = (
-            "import mlflow\n"
-            "mlflow.set_experiment('claims')\n"
-            "with mlflow.start_run() as run:\n"
-            "    mlflow.log_text('x', artifact_file='where.txt')\n"
-            "print(run.info.experiment_id + '/' + run.info.run_id)\n"
-        )
-        env = dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=other_endpoint)
-        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        result = log_one_file(dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=other_endpoint))
         assert result.returncode == 0, result.stderr
-        key = f"{result.stdout.split()[-1]}/artifacts/where.txt"
+        key = f"{result.stdout.split()[-1]}/artifacts/x.txt"
         assert [o["Key"] for o in other.list_objects_v2(Bucket=stack.bucket)["Contents"]] == [key]
         assert stack.keys(key) == []
     finally:
@@ -280,13 +281,7 @@ def test_direct_s3_client_without_endpoint_would_go_to_amazon(stack, trainer_env
             AWS_MAX_ATTEMPTS="1",
             AWS_DEFAULT_REGION="us-east-1",
         )
-        code = (
-            "import mlflow\n"
-            "mlflow.set_experiment('claims')\n"
-            "with mlflow.start_run():\n"
-            "    mlflow.log_text('x', artifact_file='x.txt')\n"
-        )
-        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        result = log_one_file(env)
     assert result.returncode != 0
     assert asked and asked[0].startswith(f"CONNECT {stack.bucket}.s3.amazonaws.com:443 "), asked
 
@@ -362,7 +357,9 @@ class Echo(mlflow.pyfunc.PythonModel):
 
 def test_log_model_takes_name_and_stores_models_outside_run_artifacts(run):
     info = mlflow.pyfunc.log_model(name="model", python_model=Echo(), pip_requirements=["mlflow"])
-    assert info.model_uri.startswith("models:/m-")
+    assert info.model_uri == f"models:/{info.model_id}" and info.model_id.startswith("m-")
+    location = mlflow.get_logged_model(info.model_id).artifact_location
+    assert location.endswith(f"{run.info.experiment_id}/models/{info.model_id}/artifacts")
     assert artifacts(run.info.run_id) == []
     loaded = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     assert loaded.predict(["hi"]) == ["hi"]
