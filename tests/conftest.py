@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from stack import (
     API_PROBE,
     REPO,
+    S3_SETUP_REQUESTS,
     Process,
     argument,
     clean_env,
@@ -31,8 +32,10 @@ from stack import (
     compose_service,
     http_status,
     port_is_open,
+    set_up_s3,
     start_s3_server,
     tracking_server_command,
+    with_key,
 )
 
 # A PostgreSQL role that may create databases and roles. On a learner's machine,
@@ -85,12 +88,31 @@ class Stack:
     tracking_uri: str  # where the test process reaches the tracking server
     s3_endpoint: str
     bucket: str
-    trainer_env: dict[str, str]  # the compose trainer's environment, hosts mapped
+    trainer_env: dict[str, str]  # the compose trainer's environment: hosts and keys mapped
     server: Process  # the tracking server
+    root_key: dict  # the S3 server's all-powerful user, as MinIO's root account
 
     @property
     def server_command(self) -> list[str]:
         return self.server.args
+
+    def client(self, service: str = "s3", key: dict | None = None):
+        """A boto3 client for the S3 server: with the trainer's key, or with `key`."""
+        env = with_key(self.trainer_env, key) if key else self.trainer_env
+        return boto3.client(
+            service,
+            endpoint_url=self.s3_endpoint,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
+
+    def s3(self):
+        return self.client("s3")
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
     def wait_for_server(self) -> None:
         self.server.wait_until(lambda: http_status(self.tracking_uri + API_PROBE) == 200, "mlflow server", 120)
@@ -99,20 +121,6 @@ class Stack:
         self.server.stop()
         self.server.start()
         self.wait_for_server()
-
-    def s3(self):
-        """A boto3 client for the S3 server, with the trainer's credentials."""
-        return boto3.client(
-            "s3",
-            endpoint_url=self.s3_endpoint,
-            aws_access_key_id=self.trainer_env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=self.trainer_env["AWS_SECRET_ACCESS_KEY"],
-            region_name="us-east-1",
-        )
-
-    def keys(self, prefix: str = "") -> list[str]:
-        pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
-        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
 
 @pytest.fixture(scope="session")
@@ -125,20 +133,22 @@ def stack(postgres_database, tmp_path_factory):
             "docker-compose.yml uses; stop whatever listens there (maybe `mlflow ui`).",
             pytrace=False,
         )
-    s3_server, s3_endpoint = start_s3_server(workdir)
+    s3_server, s3_endpoint = start_s3_server(workdir, {"INITIAL_NO_AUTH_ACTION_COUNT": str(S3_SETUP_REQUESTS)})
     hosts = {
         "postgres:5432": postgres_address,
         "minio:9000": s3_endpoint.removeprefix("http://"),
         "mlflow:5000": "127.0.0.1:5000",
     }
     command = tracking_server_command(hosts, database)
-    # The bucket job in docker-compose.yml creates the bucket of --default-artifact-root.
+    # The bucket job in docker-compose.yml creates the bucket of --default-artifact-root,
+    # and the user whose name the mlflow and trainer services use as AWS_ACCESS_KEY_ID.
     bucket = argument(command, "--default-artifact-root").removeprefix("s3://").split("/")[0]
     trainer_env = compose_environment("trainer", hosts)
-    server = Process(command, clean_env(compose_environment("mlflow", hosts)), workdir / "mlflow-server.log", workdir)
-    stack = Stack("http://127.0.0.1:5000", s3_endpoint, bucket, trainer_env, server)
+    root_key, artifacts_key = set_up_s3(s3_endpoint, bucket, user=trainer_env["AWS_ACCESS_KEY_ID"])
+    server_env = with_key(compose_environment("mlflow", hosts), artifacts_key)
+    server = Process(command, clean_env(server_env), workdir / "mlflow-server.log", workdir)
+    stack = Stack("http://127.0.0.1:5000", s3_endpoint, bucket, with_key(trainer_env, artifacts_key), server, root_key)
     try:
-        stack.s3().create_bucket(Bucket=bucket)
         stack.wait_for_server()
         yield stack
     finally:

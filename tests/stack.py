@@ -24,6 +24,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import boto3
 import yaml
 from sqlalchemy.engine import make_url
 
@@ -153,6 +154,35 @@ def start_s3_server(workdir: Path, env: dict[str, str] | None = None) -> tuple[P
     )
     server.wait_until(lambda: port_is_open("127.0.0.1", port), "moto S3 server", timeout=30)
     return server, f"http://127.0.0.1:{port}"
+
+
+# The policy the compose create-bucket job gives MLflow's MinIO user.
+ARTIFACTS_POLICY = REPO / "minio" / "mlflow-artifacts-policy.json"
+ALLOW_EVERYTHING = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}'
+# moto lets exactly this many requests through without keys (those of set_up_s3), then checks keys.
+S3_SETUP_REQUESTS = 7
+
+
+def set_up_s3(endpoint: str, bucket: str, user: str) -> tuple[dict, dict]:
+    """What the compose create-bucket job does on MinIO, done on moto.
+
+    A root user (MinIO's root account), the bucket, and `user` with the repository's
+    bucket-only policy. Returns the access keys moto made for root and for `user`.
+    """
+    setup = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    iam = boto3.client("iam", **setup)
+    iam.create_user(UserName="root")
+    iam.put_user_policy(UserName="root", PolicyName="everything", PolicyDocument=ALLOW_EVERYTHING)
+    root = iam.create_access_key(UserName="root")["AccessKey"]
+    boto3.client("s3", **setup).create_bucket(Bucket=bucket)
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="mlflow-artifacts", PolicyDocument=ARTIFACTS_POLICY.read_text())
+    return root, iam.create_access_key(UserName=user)["AccessKey"]
+
+
+def with_key(env: dict[str, str], key: dict) -> dict[str, str]:
+    """`env` with an access key moto made (moto picks key ids itself; compose names the user)."""
+    return dict(env, AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
 
 
 # What the compose `mlflow` service's healthcheck calls: a real API endpoint behind the Host check.

@@ -19,7 +19,7 @@ import pytest
 from conftest import printed, run_script
 from mlflow import MlflowClient
 from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES
-from stack import REPO, clean_env, compose_service, free_port, start_s3_server
+from stack import REPO, clean_env, compose_service, free_port, start_s3_server, with_key
 
 SCRIPTS = ["examples/02_artifacts/run.py", "examples/01_log_artifact/run.py"]
 
@@ -71,36 +71,16 @@ def before_faults(stack, stack_run):
 
 
 @pytest.fixture(scope="module")
-def locked_s3(stack, tmp_path_factory):
-    """An S3 server that checks keys: user `trainer` may use the bucket, `reader` may only list it.
-
-    moto lets the first INITIAL_NO_AUTH_ACTION_COUNT requests through without a key
-    (creating the users and the bucket) and checks every request after them.
-    """
-    server, endpoint = start_s3_server(tmp_path_factory.mktemp("locked"), {"INITIAL_NO_AUTH_ACTION_COUNT": "7"})
-    admin = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="a")
-    iam = boto3.client("iam", **admin)
-    keys = {}
-    for user, actions, resources in [
-        ("trainer", ["s3:*"], [f"arn:aws:s3:::{stack.bucket}", f"arn:aws:s3:::{stack.bucket}/*"]),
-        ("reader", ["s3:ListBucket"], [f"arn:aws:s3:::{stack.bucket}"]),
-    ]:
-        iam.create_user(UserName=user)
-        keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
-        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resources}]}
-        iam.put_user_policy(UserName=user, PolicyName="artifacts", PolicyDocument=json.dumps(policy))
-    boto3.client("s3", **admin).create_bucket(Bucket=stack.bucket)
-    yield endpoint, keys
-    server.stop()
-
-
-def with_key(env, endpoint, key):
-    return dict(
-        env,
-        MLFLOW_S3_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID=key["AccessKeyId"],
-        AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"],
-    )
+def reader_key(stack):
+    """A key that may list the bucket but not write to it: passes the check, fails the upload."""
+    iam = stack.client("iam", key=stack.root_key)
+    iam.create_user(UserName="reader")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{stack.bucket}"]}],
+    }
+    iam.put_user_policy(UserName="reader", PolicyName="list-only", PolicyDocument=json.dumps(policy))
+    return iam.create_access_key(UserName="reader")["AccessKey"]
 
 
 # --- the tracking server -------------------------------------------------------------------
@@ -170,25 +150,18 @@ def test_bucket_missing_then_created(script, stack, before_faults, trainer_env, 
         ("key", "unknown key"),
     ],
 )
-def test_wrong_s3_credentials(script, wrong, fault, before_faults, locked_s3, trainer_env, tmp_path):
-    endpoint, keys = locked_s3
-    key = dict(keys["trainer"])
+def test_wrong_s3_credentials(script, wrong, fault, stack, before_faults, trainer_env, tmp_path):
+    """The S3 server checks keys (INITIAL_NO_AUTH_ACTION_COUNT): a wrong one is refused."""
+    key = {"AccessKeyId": trainer_env["AWS_ACCESS_KEY_ID"], "SecretAccessKey": trainer_env["AWS_SECRET_ACCESS_KEY"]}
     key["SecretAccessKey" if wrong == "secret" else "AccessKeyId"] = "wrong"
-    result, seconds = run_and_time(script, with_key(trainer_env, endpoint, key), tmp_path)
-    assert_one_clear_message(result, seconds, fault, endpoint)
-    assert "wrong" not in result.stderr and keys["trainer"]["SecretAccessKey"] not in result.stderr
+    result, seconds = run_and_time(script, with_key(trainer_env, key), tmp_path)
+    assert_one_clear_message(result, seconds, fault, stack.s3_endpoint)
+    assert "wrong" not in result.stderr and trainer_env["AWS_SECRET_ACCESS_KEY"] not in result.stderr
 
 
-def test_right_s3_credentials_succeed_on_the_locked_server(locked_s3, trainer_env, tmp_path):
-    endpoint, keys = locked_s3
-    result = run_script(SCRIPTS[0], cwd=tmp_path, env=with_key(trainer_env, endpoint, keys["trainer"]))
-    assert result.returncode == 0, result.stderr
-
-
-def test_upload_refused_mid_run_marks_the_run_failed(stack, before_faults, locked_s3, trainer_env, tmp_path):
+def test_upload_refused_mid_run_marks_the_run_failed(stack, before_faults, reader_key, trainer_env, tmp_path):
     """`reader` passes the check (it may list the bucket) but may not upload."""
-    endpoint, keys = locked_s3
-    result, seconds = run_and_time(SCRIPTS[0], with_key(trainer_env, endpoint, keys["reader"]), tmp_path)
+    result, seconds = run_and_time(SCRIPTS[0], with_key(trainer_env, reader_key), tmp_path)
     assert_one_clear_message(result, seconds, "upload denied", f"bucket '{stack.bucket}'")
     run = MlflowClient(stack.tracking_uri).get_run(printed(result.stdout, "run id"))
     assert run.info.status == "FAILED"

@@ -119,6 +119,29 @@ def test_allowed_hosts_is_a_closed_list():
     assert hosts == ["mlflow:5000", "localhost:5000", "127.0.0.1:5000"]
 
 
+def test_security_middleware_is_never_disabled():
+    text = (REPO / "docker-compose.yml").read_text()
+    assert "--disable-security-middleware" not in text
+    assert "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE" not in text
+    assert "*" not in argument(compose_service("mlflow")["command"], "--allowed-hosts")
+
+
+def test_no_secrets_but_the_documented_development_defaults():
+    """Every `${VAR:-default}` has its default written in .env.example, and no credential is a literal."""
+    text = (REPO / "docker-compose.yml").read_text()
+    documented = dict(re.findall(r"^(\w+)=(.*)$", (REPO / ".env.example").read_text(), re.MULTILINE))
+    for name, default in re.findall(r"\$\{(\w+):-([^}]*)\}", text):
+        assert documented[name] == default, name
+    for service in SERVICES.values():
+        for name, value in (service.get("environment") or {}).items():
+            if re.search(r"PASSWORD|SECRET|ACCESS_KEY|_USER$", name):
+                assert re.fullmatch(r"\$\{\w+:-[^}]*\}", str(value)), f"{name}: {value}"
+
+
+def test_env_file_is_ignored_by_git():
+    assert subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO).returncode == 0
+
+
 def test_env_example_documents_every_compose_variable():
     used = set(re.findall(r"\$\{(\w+)", (REPO / "docker-compose.yml").read_text()))
     documented = set(re.findall(r"^(\w+)=", (REPO / ".env.example").read_text(), re.MULTILINE))
