@@ -41,7 +41,11 @@ class FixableError(Exception):
 
 
 def set_experiment(name: str) -> Experiment:
-    """Check that everything answers, make `name` the active experiment, and say where things go."""
+    """Check that everything answers, make `name` the active experiment, and say where things go.
+
+    MLFLOW_EXPERIMENT_NAME, when set, wins over `name` (the proxied compose set-up uses it).
+    """
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or name
     version = check_tracking_server(mlflow.get_tracking_uri())
     experiment = mlflow.set_experiment(name)
     store = check_artifact_store(experiment.artifact_location)

@@ -91,6 +91,9 @@ class Stack:
     trainer_env: dict[str, str]  # the compose trainer's environment: hosts and keys mapped
     server: Process  # the tracking server
     root_key: dict  # the S3 server's all-powerful user, as MinIO's root account
+    artifacts_key: dict  # the bucket-only user's key, which mlflow and trainer use
+    hosts: dict[str, str]  # compose host names -> local addresses
+    database: str  # the fresh PostgreSQL database
 
     @property
     def server_command(self) -> list[str]:
@@ -147,7 +150,17 @@ def stack(postgres_database, tmp_path_factory):
     root_key, artifacts_key = set_up_s3(s3_endpoint, bucket, user=trainer_env["AWS_ACCESS_KEY_ID"])
     server_env = with_key(compose_environment("mlflow", hosts), artifacts_key)
     server = Process(command, clean_env(server_env), workdir / "mlflow-server.log", workdir)
-    stack = Stack("http://127.0.0.1:5000", s3_endpoint, bucket, with_key(trainer_env, artifacts_key), server, root_key)
+    stack = Stack(
+        "http://127.0.0.1:5000",
+        s3_endpoint,
+        bucket,
+        with_key(trainer_env, artifacts_key),
+        server,
+        root_key,
+        artifacts_key,
+        hosts,
+        database,
+    )
     try:
         stack.wait_for_server()
         yield stack

@@ -45,10 +45,53 @@ def _interpolate(value):
     return value
 
 
-def compose_service(name: str) -> dict:
-    """One service of docker-compose.yml with the defaults filled in."""
-    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
-    return _interpolate(services[name])
+PROXIED_FILE = REPO / "docker-compose.proxied.yml"
+
+
+class _Override:
+    """A value tagged `!override` in a compose file: it replaces instead of merging."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML as Compose reads it, with its `!override` tag."""
+
+
+ComposeLoader.add_constructor(
+    "!override",
+    lambda loader, node: _Override(
+        loader.construct_mapping(node) if isinstance(node, yaml.MappingNode) else loader.construct_sequence(node)
+    ),
+)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    """The part of Compose's merge rules these files use: mappings merge key by key,
+    anything else (a command, say) is replaced, and `!override` replaces a mapping too."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, _Override):
+            merged[key] = value.value
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merge(base[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def compose_config(files: tuple[Path, ...] = (COMPOSE_FILE,)) -> dict:
+    """`docker compose -f A -f B config`, without the defaults filled in."""
+    config: dict = {}
+    for path in files:
+        config = _merge(config, yaml.load(path.read_text(), Loader=ComposeLoader))
+    return config
+
+
+def compose_service(name: str, files: tuple[Path, ...] = (COMPOSE_FILE,)) -> dict:
+    """One service of the compose file(s) with the `${VAR:-default}` defaults filled in."""
+    return _interpolate(compose_config(files)["services"][name])
 
 
 def map_hosts(value: str, hosts: dict[str, str]) -> str:
@@ -189,10 +232,10 @@ def with_key(env: dict[str, str], key: dict) -> dict[str, str]:
 API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
-def tracking_server_command(hosts: dict[str, str], database: str) -> list[str]:
+def tracking_server_command(hosts: dict[str, str], database: str, files=(COMPOSE_FILE,)) -> list[str]:
     """The compose `mlflow` service's command, pointed at local services and a fresh database."""
     args = []
-    for arg in compose_service("mlflow")["command"]:
+    for arg in compose_service("mlflow", files)["command"]:
         option, _, value = arg.partition("=")
         if option == "--host":
             arg = "--host=127.0.0.1"  # loopback only while testing; compose binds all interfaces
@@ -206,9 +249,9 @@ def tracking_server_command(hosts: dict[str, str], database: str) -> list[str]:
     return [str(Path(sys.executable).with_name(args[0])), *args[1:]]
 
 
-def compose_environment(service: str, hosts: dict[str, str]) -> dict[str, str]:
-    """A service's `environment:` from docker-compose.yml with host names mapped."""
-    return {k: map_hosts(str(v), hosts) for k, v in compose_service(service)["environment"].items()}
+def compose_environment(service: str, hosts: dict[str, str], files=(COMPOSE_FILE,)) -> dict[str, str]:
+    """A service's `environment:` from the compose file(s) with host names mapped."""
+    return {k: map_hosts(str(v), hosts) for k, v in compose_service(service, files)["environment"].items()}
 
 
 def argument(command: list[str], option: str) -> str:

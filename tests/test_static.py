@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from sqlalchemy.engine import make_url
-from stack import REPO, argument, compose_service, free_port
+from stack import COMPOSE_FILE, PROXIED_FILE, REPO, argument, compose_config, compose_service, free_port
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -28,6 +29,18 @@ def tool(name: str) -> str:
 def test_compose_file_follows_the_compose_specification():
     result = subprocess.run(
         [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(REPO / "docker-compose.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_merged_proxied_config_follows_the_compose_specification(tmp_path):
+    """check-jsonschema cannot read the `!override` tag, so check what Compose would merge."""
+    merged = tmp_path / "merged.json"
+    merged.write_text(json.dumps(compose_config((COMPOSE_FILE, PROXIED_FILE))))
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(merged)],
         capture_output=True,
         text=True,
     )
@@ -120,7 +133,7 @@ def test_allowed_hosts_is_a_closed_list():
 
 
 def test_security_middleware_is_never_disabled():
-    text = (REPO / "docker-compose.yml").read_text()
+    text = COMPOSE_FILE.read_text() + PROXIED_FILE.read_text()
     assert "--disable-security-middleware" not in text
     assert "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE" not in text
     assert "*" not in argument(compose_service("mlflow")["command"], "--allowed-hosts")
@@ -128,7 +141,7 @@ def test_security_middleware_is_never_disabled():
 
 def test_no_secrets_but_the_documented_development_defaults():
     """Every `${VAR:-default}` has its default written in .env.example, and no credential is a literal."""
-    text = (REPO / "docker-compose.yml").read_text()
+    text = COMPOSE_FILE.read_text() + PROXIED_FILE.read_text()
     documented = dict(re.findall(r"^(\w+)=(.*)$", (REPO / ".env.example").read_text(), re.MULTILINE))
     for name, default in re.findall(r"\$\{(\w+):-([^}]*)\}", text):
         assert documented[name] == default, name
@@ -143,7 +156,7 @@ def test_env_file_is_ignored_by_git():
 
 
 def test_env_example_documents_every_compose_variable():
-    used = set(re.findall(r"\$\{(\w+)", (REPO / "docker-compose.yml").read_text()))
+    used = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text() + PROXIED_FILE.read_text()))
     documented = set(re.findall(r"^(\w+)=", (REPO / ".env.example").read_text(), re.MULTILINE))
     assert used == documented
     assert ".env" in (REPO / ".gitignore").read_text().split()
