@@ -35,13 +35,20 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 _COMPOSE_VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?::?-([^}]*))?\}")
 
 
-def _interpolate(value):
+def _interpolate(value, variables: dict[str, str]):
+    """Fill in `${VAR:-default}` from `variables`, else the default (`$$` is a plain `$`)."""
+
+    def fill(match):
+        if match.group(0) == "$$":
+            return "$"
+        return variables.get(match.group(1)) or match.group(2) or ""
+
     if isinstance(value, str):
-        return _COMPOSE_VARIABLE.sub(lambda m: "$" if m.group(0) == "$$" else (m.group(2) or ""), value)
+        return _COMPOSE_VARIABLE.sub(fill, value)
     if isinstance(value, list):
-        return [_interpolate(v) for v in value]
+        return [_interpolate(v, variables) for v in value]
     if isinstance(value, dict):
-        return {k: _interpolate(v) for k, v in value.items()}
+        return {k: _interpolate(v, variables) for k, v in value.items()}
     return value
 
 
@@ -89,9 +96,10 @@ def compose_config(files: tuple[Path, ...] = (COMPOSE_FILE,)) -> dict:
     return config
 
 
-def compose_service(name: str, files: tuple[Path, ...] = (COMPOSE_FILE,)) -> dict:
-    """One service of the compose file(s) with the `${VAR:-default}` defaults filled in."""
-    return _interpolate(compose_config(files)["services"][name])
+def compose_service(name: str, files: tuple[Path, ...] = (COMPOSE_FILE,), variables: dict | None = None) -> dict:
+    """One service of the compose file(s), `${VAR:-default}` filled in from `variables`
+    (a `.env` file's settings); by default the defaults, as on a machine with no `.env`."""
+    return _interpolate(compose_config(files)["services"][name], variables or {})
 
 
 def map_hosts(value: str, hosts: dict[str, str]) -> str:

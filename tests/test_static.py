@@ -68,7 +68,7 @@ def test_requirements_pin_exact_versions(name):
 
 
 def test_requirements_pin_the_mlflow_this_tutorial_describes():
-    assert "mlflow==3.17.2" in (REPO / "requirements.txt").read_text().split()
+    assert "mlflow[auth]==3.17.2" in (REPO / "requirements.txt").read_text().split()
 
 
 @pytest.mark.parametrize("name", SERVICES)

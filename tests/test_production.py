@@ -1,0 +1,76 @@
+"""What the tutorial's "Going to production" section says: settings only, and a login."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_script
+from stack import API_PROBE, Process, clean_env, compose_service, free_port, http_status
+
+MANAGED = {
+    "POSTGRES_HOST": "db.example.com",
+    "POSTGRES_PORT": "6432",
+    "POSTGRES_USER": "mlflow_prod",
+    "POSTGRES_PASSWORD": "from-your-secret-store",
+    "POSTGRES_DB": "mlflow_prod",
+    "S3_ENDPOINT_URL": "https://s3.amazonaws.com",
+    "ARTIFACTS_ACCESS_KEY": "AKIAEXAMPLE",
+    "ARTIFACTS_SECRET_KEY": "example-secret",
+}
+
+
+def test_env_settings_point_the_stack_at_managed_services():
+    """The same compose file with a `.env` holding MANAGED: no edit of docker-compose.yml."""
+    command = compose_service("mlflow", variables=MANAGED)["command"]
+    assert (
+        "--backend-store-uri=postgresql+psycopg2://mlflow_prod:from-your-secret-store@db.example.com:6432/mlflow_prod"
+        in command
+    )
+    for service in ("mlflow", "trainer"):
+        env = compose_service(service, variables=MANAGED)["environment"]
+        assert env["MLFLOW_S3_ENDPOINT_URL"] == "https://s3.amazonaws.com"
+        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("AKIAEXAMPLE", "example-secret")
+
+
+@pytest.fixture(scope="module")
+def basic_auth_server(tmp_path_factory):
+    """`mlflow server --app-name basic-auth` as the section shows it, on an embedded store."""
+    workdir = tmp_path_factory.mktemp("basic-auth")
+    port = free_port()
+    env = clean_env(
+        {"MLFLOW_FLASK_SERVER_SECRET_KEY": "tutorial-test-key", "MLFLOW_AUTH_ADMIN_PASSWORD": "tutorial-admin-pw"}
+    )
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    args = [mlflow, "server", "--app-name", "basic-auth", "--port", str(port), "--workers", "1"]
+    server = Process(args, env, workdir / "server.log", workdir)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        server.wait_until(lambda: http_status(uri + API_PROBE) == 401, "basic-auth server", 120)
+        yield uri
+    finally:
+        server.stop()
+
+
+def test_basic_auth_asks_for_a_login(basic_auth_server, tmp_path):
+    result = run_script(
+        "examples/02_artifacts/run.py", cwd=tmp_path, env=clean_env({"MLFLOW_TRACKING_URI": basic_auth_server})
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-2:] == [
+        f"error: the tracking server at {basic_auth_server} asks for a login (401)",
+        "fix: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD",
+    ]
+
+
+def test_basic_auth_with_a_login_runs_the_example(basic_auth_server, tmp_path):
+    env = clean_env(
+        {
+            "MLFLOW_TRACKING_URI": basic_auth_server,
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": "tutorial-admin-pw",
+        }
+    )
+    result = run_script("examples/02_artifacts/run.py", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
