@@ -14,6 +14,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import boto3
 import mlflow
@@ -30,6 +31,7 @@ from stack import (
     clean_env,
     compose_environment,
     compose_service,
+    free_port,
     http_status,
     port_is_open,
     set_up_s3,
@@ -187,6 +189,32 @@ def stack_run(stack, trainer_env, tmp_path_factory):
     assert result.returncode == 0, result.stderr
     run = mlflow.MlflowClient(stack.tracking_uri).get_run(printed(result.stdout, "run id"))
     return run, result.stdout
+
+
+class UiRun(NamedTuple):
+    """A run of examples/02_artifacts/run.py and the MLflow UI that shows it."""
+
+    url: str
+    experiment_id: str
+    run_id: str
+
+
+@pytest.fixture(scope="session")
+def embedded_ui(tmp_path_factory):
+    """run.py on the embedded default in a fresh folder, then the README's `mlflow ui` there."""
+    folder = tmp_path_factory.mktemp("embedded-ui")
+    result = run_script("examples/02_artifacts/run.py", cwd=folder, env=clean_env({}))
+    assert result.returncode == 0, result.stderr
+    port = free_port()  # the README's default, 5000, belongs to the stack's server here
+    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+    ui = Process([mlflow_cli, "ui", "--port", str(port)], clean_env({}), folder.with_suffix(".log"), folder)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        ui.wait_until(lambda: http_status(url + API_PROBE) == 200, "mlflow ui", timeout=120)
+        experiment_id = re.search(r"\(id (\d+)\)", printed(result.stdout, "experiment")).group(1)
+        yield UiRun(url, experiment_id, printed(result.stdout, "run id"))
+    finally:
+        ui.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import shutil
-import sys
 import urllib.request
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -17,7 +14,7 @@ import pytest
 from conftest import printed, run_script
 from mlflow import MlflowClient
 from PIL import Image
-from stack import API_PROBE, REPO, Process, clean_env, free_port, http_status
+from stack import REPO, clean_env
 
 EXPECTED_FILES = [
     "configs/train_config.json",
@@ -91,26 +88,11 @@ def test_embedded_run_leaves_only_the_store_in_the_working_directory(embedded_ru
     assert sorted(p.name for p in workdir.iterdir()) == ["mlflow.db", "mlruns"]
 
 
-def test_mlflow_ui_serves_the_embedded_store(embedded_run, tmp_path):
-    """The root README's `mlflow ui`, started in the folder run.py ran in (a copy of it)."""
-    workdir, stdout = embedded_run
-    folder = tmp_path / "project"
-    shutil.copytree(workdir, folder)
-    port = free_port()  # the README's default, 5000, belongs to the stack's server here
-    ui = Process(
-        [str(Path(sys.executable).with_name("mlflow")), "ui", "--port", str(port)],
-        env=clean_env({}),
-        log=tmp_path / "ui.log",
-        cwd=folder,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        ui.wait_until(lambda: http_status(base + API_PROBE) == 200, "mlflow ui", timeout=120)
-        run_id = printed(stdout, "run id")
-        with urllib.request.urlopen(f"{base}/get-artifact?path=reports/notes.md&run_uuid={run_id}") as answer:
-            assert answer.read().decode() == example.NOTES
-    finally:
-        ui.stop()
+def test_mlflow_ui_serves_the_embedded_store(embedded_ui):
+    """The root README's `mlflow ui`, started in the folder run.py ran in."""
+    url = f"{embedded_ui.url}/get-artifact?path=reports/notes.md&run_uuid={embedded_ui.run_id}"
+    with urllib.request.urlopen(url) as answer:
+        assert answer.read().decode() == example.NOTES
 
 
 def test_stack_run_uploads_five_objects_to_the_bucket(stack, stack_run):

@@ -62,3 +62,10 @@ def test_every_test_link_names_an_existing_test(readme):
     for name, target in links:
         test_file = (readme.parent / target).resolve()
         assert re.search(rf"^def {name}\(", test_file.read_text(), re.MULTILINE), f"{name} not in {target}"
+
+
+def test_pictures_exist_and_stay_small():
+    text = PATTERNS_README.read_text()
+    pictures = [PATTERNS_README.parent / p for p in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)]
+    assert {p.name for p in pictures} == {"artifact-tree.png", "table-preview.png", "gradient.png", "image-preview.png"}
+    assert sum(p.stat().st_size for p in pictures) < 500_000
