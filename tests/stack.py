@@ -22,10 +22,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import psycopg2
 import yaml
+from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
@@ -265,3 +270,118 @@ def compose_environment(service: str, hosts: dict[str, str], files=(COMPOSE_FILE
 def argument(command: list[str], option: str) -> str:
     """The value of `--option=value` in a command line."""
     return next(arg.partition("=")[2] for arg in command if arg.startswith(f"{option}="))
+
+
+def postgres_problem(admin_url: str) -> str | None:
+    """Why PostgreSQL cannot be used at `admin_url`, or None when it answers."""
+    try:
+        psycopg2.connect(admin_url, connect_timeout=3).close()
+    except psycopg2.OperationalError as error:
+        return str(error).strip()
+    return None
+
+
+@contextmanager
+def fresh_database(admin_url: str):
+    """A new database for one session, owned by the user docker-compose.yml's backend URI names
+    (created if missing, as the postgres image does); dropped afterwards. Yields (host:port, name)."""
+    compose_url = make_url(argument(compose_service("mlflow")["command"], "--backend-store-uri"))
+    owner, password = compose_url.username, compose_url.password
+    database = f"mlflow_test_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(admin_url, connect_timeout=3)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(owner)), (password,))
+            cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(owner)))
+        yield f"{admin.info.host}:{admin.info.port}", database
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        admin.close()
+
+
+@dataclass
+class Stack:
+    """The running stack, and what a test or benchmark needs to reach it."""
+
+    tracking_uri: str  # where this machine reaches the tracking server
+    s3_endpoint: str
+    bucket: str
+    trainer_env: dict[str, str]  # the compose trainer's environment: hosts and keys mapped
+    server: Process  # the tracking server
+    root_key: dict  # the S3 server's all-powerful user, as MinIO's root account
+    artifacts_key: dict  # the bucket-only user's key, which mlflow and trainer use
+    hosts: dict[str, str]  # compose host names -> local addresses
+    database: str  # the fresh PostgreSQL database
+
+    @property
+    def server_command(self) -> list[str]:
+        return self.server.args
+
+    def client(self, service: str = "s3", key: dict | None = None):
+        """A boto3 client for the S3 server: with the trainer's key, or with `key`."""
+        env = with_key(self.trainer_env, key) if key else self.trainer_env
+        return boto3.client(
+            service,
+            endpoint_url=self.s3_endpoint,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
+
+    def s3(self):
+        return self.client("s3")
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
+
+    def wait_for_server(self) -> None:
+        self.server.wait_until(lambda: http_status(self.tracking_uri + API_PROBE) == 200, "mlflow server", 120)
+
+    def restart_server(self) -> None:
+        self.server.stop()
+        self.server.start()
+        self.wait_for_server()
+
+
+@contextmanager
+def local_stack(workdir: Path, postgres_admin_url: str):
+    """PostgreSQL database + moto S3 + `mlflow server`, as docker-compose.yml configures them."""
+    with fresh_database(postgres_admin_url) as (postgres_address, database):
+        s3_server, s3_endpoint = start_s3_server(workdir, {"INITIAL_NO_AUTH_ACTION_COUNT": str(S3_SETUP_REQUESTS)})
+        server = None
+        try:
+            hosts = {
+                "postgres:5432": postgres_address,
+                "minio:9000": s3_endpoint.removeprefix("http://"),
+                "mlflow:5000": "127.0.0.1:5000",
+            }
+            command = tracking_server_command(hosts, database)
+            # The bucket job in docker-compose.yml creates the bucket of --default-artifact-root,
+            # and the user whose name the mlflow and trainer services use as AWS_ACCESS_KEY_ID.
+            bucket = argument(command, "--default-artifact-root").removeprefix("s3://").split("/")[0]
+            trainer_env = compose_environment("trainer", hosts)
+            root_key, artifacts_key = set_up_s3(s3_endpoint, bucket, user=trainer_env["AWS_ACCESS_KEY_ID"])
+            server_env = with_key(compose_environment("mlflow", hosts), artifacts_key)
+            server = Process(command, clean_env(server_env), workdir / "mlflow-server.log", workdir)
+            running = Stack(
+                "http://127.0.0.1:5000",
+                s3_endpoint,
+                bucket,
+                with_key(trainer_env, artifacts_key),
+                server,
+                root_key,
+                artifacts_key,
+                hosts,
+                database,
+            )
+            running.wait_for_server()
+            yield running
+        finally:
+            if server:
+                server.stop()
+            s3_server.stop()
