@@ -1,0 +1,154 @@
+"""Time and memory of logging one payload: log_text, log_artifact, log_artifacts, and boto3.
+
+    .venv/bin/python benchmarks/artifact_logging.py
+
+starts the same local stack the tests use (PostgreSQL database, moto's S3 server, and
+`mlflow server` as docker-compose.yml configures it; PostgreSQL on 127.0.0.1:5432 or
+TEST_POSTGRES_URL), measures, prints a Markdown table, and stops the stack. Against the
+compose stack instead (keys of the bucket-only user, as in .env.example):
+
+    AWS_ACCESS_KEY_ID=mlflow-artifacts AWS_SECRET_ACCESS_KEY=mlflow-artifacts-dev-secret \\
+    .venv/bin/python benchmarks/artifact_logging.py \\
+        --tracking-uri http://localhost:5000 --s3-endpoint http://localhost:9000
+
+Each case runs in a process of its own, so peak memory (RSS) belongs to that case alone.
+The time is that of the logging call only; the payload is made before it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+METHODS = ["boto3 upload_file", "log_artifact", "log_artifacts (100 files)", "log_text"]
+SIZES = {"1KiB": 1 << 10, "1MiB": 1 << 20, "64MiB": 64 << 20, "256MiB": 256 << 20}
+CHUNK = 8 << 20
+
+
+def write_file(path: Path, size: int) -> None:
+    with open(path, "wb") as out:
+        for start in range(0, size, CHUNK):
+            out.write(os.urandom(min(CHUNK, size - start)))
+
+
+def measure(method: str, size: int) -> dict:
+    """One case, in this process: seconds in the call and peak RSS."""
+    import boto3
+    import mlflow
+
+    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    mlflow.set_experiment("benchmark")
+    with mlflow.start_run(), tempfile.TemporaryDirectory() as tmp:
+        if method == "log_text":
+            text = "a" * size
+            started = time.perf_counter()
+            mlflow.log_text(text, artifact_file="bench/payload.txt")
+        elif method == "log_artifact":
+            write_file(Path(tmp) / "payload.bin", size)
+            started = time.perf_counter()
+            mlflow.log_artifact(str(Path(tmp) / "payload.bin"), artifact_path="bench")
+        elif method == "log_artifacts (100 files)":
+            for i in range(100):
+                write_file(Path(tmp) / f"part-{i:03d}.bin", size // 100)
+            started = time.perf_counter()
+            mlflow.log_artifacts(tmp, artifact_path="bench")
+        else:  # the floor: the same upload with boto3 alone, into the run's folder
+            write_file(Path(tmp) / "payload.bin", size)
+            bucket, _, prefix = mlflow.get_artifact_uri().removeprefix("s3://").partition("/")
+            s3 = boto3.client("s3", endpoint_url=os.environ["MLFLOW_S3_ENDPOINT_URL"])
+            started = time.perf_counter()
+            s3.upload_file(str(Path(tmp) / "payload.bin"), bucket, f"{prefix}/bench/payload.bin")
+        seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "peak_rss_mb": peak_mb, "baseline_rss_mb": baseline_mb}
+
+
+def run_case(method: str, size_name: str, env: dict[str, str], repeat: int) -> dict:
+    """The median of `repeat` fresh processes."""
+    results = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, __file__, "--case", method, size_name],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+def machine() -> str:
+    import boto3
+    import mlflow
+
+    memory_kb = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1])
+    return (
+        f"{os.cpu_count()} cores, {memory_kb / 1024**2:.0f} GiB, {platform.platform()}, "
+        f"Python {platform.python_version()}, mlflow {mlflow.__version__}, boto3 {boto3.__version__}"
+    )
+
+
+def report(env: dict[str, str], sizes: list[str], repeat: int, where: str) -> None:
+    print(f"Machine: {machine()}")
+    print(f"Stack: {where}; median of {repeat} process(es) per case\n")
+    print("| size | method | seconds in the call | MiB/s | peak RSS (MB) |")
+    print("|---|---|---:|---:|---:|")
+    table = {}
+    for size_name in sizes:
+        for method in METHODS:
+            result = run_case(method, size_name, env, repeat)
+            table[size_name, method] = result
+            mib_s = SIZES[size_name] / 2**20 / result["seconds"]
+            print(
+                f"| {size_name} | {method} | {result['seconds']:.3f} | {mib_s:.1f} | {result['peak_rss_mb']:.0f} |",
+                flush=True,
+            )
+    baseline = statistics.median(r["baseline_rss_mb"] for r in table.values())
+    print(f"\nPeak RSS includes about {baseline:.0f} MB for Python with mlflow and boto3 imported.")
+    if "256MiB" in sizes:
+        floor = table["256MiB", "boto3 upload_file"]["seconds"]
+        artifact = table["256MiB", "log_artifact"]
+        print(
+            f"Targets at 256 MiB: log_artifact / boto3 floor = {artifact['seconds'] / floor:.2f}x (target <= 1.3x); "
+            f"log_artifact peak RSS = {artifact['peak_rss_mb']:.0f} MB (target < 300 MB)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tracking-uri", help="a running tracking server (default: start a local stack)")
+    parser.add_argument("--s3-endpoint", help="its S3 endpoint, with --tracking-uri")
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    parser.add_argument("--repeat", type=int, default=1, help="processes per case; the median is shown")
+    parser.add_argument("--case", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.case:
+        print(json.dumps(measure(args.case[0], SIZES[args.case[1]])))
+        return
+    if args.tracking_uri:
+        env = dict(os.environ, MLFLOW_TRACKING_URI=args.tracking_uri, MLFLOW_S3_ENDPOINT_URL=args.s3_endpoint)
+        report(env, args.sizes, args.repeat, f"given: {args.tracking_uri}, S3 at {args.s3_endpoint}")
+        return
+    sys.path.insert(0, str(REPO / "tests"))
+    from stack import clean_env, local_stack
+
+    admin_url = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    with tempfile.TemporaryDirectory() as workdir, local_stack(Path(workdir), admin_url) as stack:
+        where = "local: mlflow server from docker-compose.yml + PostgreSQL + moto S3 server, on loopback"
+        report(clean_env(stack.trainer_env), args.sizes, args.repeat, where)
+
+
+if __name__ == "__main__":
+    main()
