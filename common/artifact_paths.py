@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from common.mlflow_env import FixableError
+from common.checks import FixableError
 
 
 class InvalidArtifactPath(FixableError, ValueError):

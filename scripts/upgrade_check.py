@@ -81,7 +81,9 @@ def main() -> None:
     pinned_version = PINNED.group(2)
     asked = sys.argv[1:]
     with tempfile.TemporaryDirectory() as tmp:
-        candidates = asked or [v for v in newest_versions() if v != pinned_version][:3] + [pinned_version]
+        # Newest first; stop at the pinned version, which is known to install.
+        newest = newest_versions()
+        candidates = asked or newest[: newest.index(pinned_version) + 1]
         candidate = install_candidate(Path(tmp) / "venv", candidates)
         if candidate is None:
             sys.exit(f"error: none of {', '.join(candidates)} installs")

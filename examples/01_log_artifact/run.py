@@ -15,7 +15,8 @@ import mlflow
 # Let `python examples/01_log_artifact/run.py` import the shared helper from common/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from common.artifact_paths import checked_folder  # noqa: E402
-from common.mlflow_env import artifact_tree, exit_on_error, set_experiment, ui_link  # noqa: E402
+from common.checks import exit_on_error  # noqa: E402
+from common.mlflow_env import artifact_tree, set_experiment, ui_link  # noqa: E402
 
 EXPERIMENT = "01-log-artifact"
 RUN_NAME = "report_upload"

@@ -18,7 +18,8 @@ import pandas as pd
 # Let `python examples/02_artifacts/run.py` import the shared helper from common/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from common.artifact_paths import checked_file, checked_folder, checked_table_file  # noqa: E402
-from common.mlflow_env import artifact_tree, exit_on_error, set_experiment, ui_link  # noqa: E402
+from common.checks import exit_on_error  # noqa: E402
+from common.mlflow_env import artifact_tree, set_experiment, ui_link  # noqa: E402
 
 EXPERIMENT = "02-artifacts"
 RUN_NAME = "artifact_examples"
