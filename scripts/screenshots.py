@@ -15,12 +15,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -97,49 +94,36 @@ def take_screenshots(page: Page, ui_url: str, experiment_id: str, run_id: str, f
     return pictures
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     if not find_chromium():
         sys.exit("error: no Chromium found\nfix: apt-get install chromium, or set CHROMIUM=/path/to/chromium")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
+    sys.path.insert(0, str(REPO / "tests"))
+    from stack import API_PROBE, Process, clean_env, free_port, http_status
+
     with tempfile.TemporaryDirectory() as tmp:
         # A real run, on the embedded default.
         out = subprocess.run(
             [sys.executable, str(REPO / "examples/02_artifacts/run.py")],
             cwd=tmp,
-            env=env,
+            env=clean_env({}),
             capture_output=True,
             text=True,
             check=True,
         ).stdout
         run_id = re.search(r"^run id\s*: (\w+)", out, re.MULTILINE).group(1)
         experiment_id = re.search(r"^experiment\s*: .* \(id (\d+)\)", out, re.MULTILINE).group(1)
-        port = _free_port()
-        ui = subprocess.Popen(
-            [str(Path(sys.executable).with_name("mlflow")), "ui", "--port", str(port), "--workers", "1"],
-            cwd=tmp,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        # The tutorial's `mlflow ui`, in the folder the run was made in.
+        port = free_port()
+        mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+        ui = Process([mlflow_cli, "ui", "--port", str(port)], clean_env({}), Path(tmp + ".log"), Path(tmp))
+        ui_url = f"http://127.0.0.1:{port}"
         try:
-            ui_url = f"http://127.0.0.1:{port}"
-            for _ in range(240):
-                try:
-                    urllib.request.urlopen(f"{ui_url}/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.5)
+            ui.wait_until(lambda: http_status(ui_url + API_PROBE) == 200, "mlflow ui", timeout=120)
             with browser_page() as page:
                 pictures = take_screenshots(page, ui_url, experiment_id, run_id, PICTURES)
         finally:
-            ui.terminate()
-            ui.wait()
+            ui.stop()
+            Path(tmp + ".log").unlink(missing_ok=True)
         # The logged image itself, as stored.
         gradient = PICTURES / "gradient.png"
         shutil.copy(Path(tmp) / "mlruns" / experiment_id / run_id / "artifacts/images/gradient.png", gradient)
