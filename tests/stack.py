@@ -219,18 +219,30 @@ ALLOW_EVERYTHING = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", 
 S3_SETUP_REQUESTS = 7
 
 
+def s3_server_client(endpoint: str, service: str = "s3", key: dict | None = None):
+    """A boto3 client for one of moto's servers; without `key`, one moto lets through
+    unchecked (any server not started with INITIAL_NO_AUTH_ACTION_COUNT, or its first requests)."""
+    key = key or {"AccessKeyId": "x", "SecretAccessKey": "x"}
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        region_name="us-east-1",
+    )
+
+
 def set_up_s3(endpoint: str, bucket: str, user: str) -> tuple[dict, dict]:
     """What the compose create-bucket job does on MinIO, done on moto.
 
     A root user (MinIO's root account), the bucket, and `user` with the repository's
     bucket-only policy. Returns the access keys moto made for root and for `user`.
     """
-    setup = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    iam = boto3.client("iam", **setup)
+    iam = s3_server_client(endpoint, "iam")
     iam.create_user(UserName="root")
     iam.put_user_policy(UserName="root", PolicyName="everything", PolicyDocument=ALLOW_EVERYTHING)
     root = iam.create_access_key(UserName="root")["AccessKey"]
-    boto3.client("s3", **setup).create_bucket(Bucket=bucket)
+    s3_server_client(endpoint).create_bucket(Bucket=bucket)
     iam.create_user(UserName=user)
     iam.put_user_policy(UserName=user, PolicyName="mlflow-artifacts", PolicyDocument=ARTIFACTS_POLICY.read_text())
     return root, iam.create_access_key(UserName=user)["AccessKey"]
@@ -323,14 +335,9 @@ class Stack:
 
     def client(self, service: str = "s3", key: dict | None = None):
         """A boto3 client for the S3 server: with the trainer's key, or with `key`."""
-        env = with_key(self.trainer_env, key) if key else self.trainer_env
-        return boto3.client(
-            service,
-            endpoint_url=self.s3_endpoint,
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name="us-east-1",
-        )
+        env = self.trainer_env
+        key = key or {"AccessKeyId": env["AWS_ACCESS_KEY_ID"], "SecretAccessKey": env["AWS_SECRET_ACCESS_KEY"]}
+        return s3_server_client(self.s3_endpoint, service, key)
 
     def s3(self):
         return self.client("s3")

@@ -16,7 +16,6 @@ import threading
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-import boto3
 import mlflow
 import numpy as np
 import pandas as pd
@@ -24,7 +23,9 @@ import pytest
 import yaml
 from mlflow.exceptions import MlflowException
 from PIL import Image
-from stack import start_s3_server
+from stack import s3_server_client, start_s3_server
+
+from common.mlflow_env import artifact_tree
 
 
 @pytest.fixture
@@ -34,12 +35,9 @@ def run(mlflow_store):
         yield active
 
 
-def artifacts(run_id: str, folder: str | None = None) -> list[str]:
-    """File paths of a run, as MLflow lists them."""
-    found = []
-    for item in mlflow.artifacts.list_artifacts(run_id=run_id, artifact_path=folder):
-        found += artifacts(run_id, item.path) if item.is_dir else [item.path]
-    return sorted(found)
+def artifacts(run_id: str) -> list[str]:
+    """File paths of a run, as the store lists them (the helper run.py prints them with)."""
+    return sorted(artifact_tree(run_id))
 
 
 def text_of(run, path: str) -> str:
@@ -236,13 +234,7 @@ def test_direct_s3_client_uploads_to_its_own_endpoint(stack, trainer_env, tmp_pa
     """The server's MLFLOW_S3_ENDPOINT_URL plays no part: the bytes go where the client's points."""
     other_server, other_endpoint = start_s3_server(tmp_path)
     try:
-        other = boto3.client(
-            "s3",
-            endpoint_url=other_endpoint,
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-            region_name="us-east-1",
-        )
+        other = s3_server_client(other_endpoint)
         other.create_bucket(Bucket=stack.bucket)
         result = log_one_file(dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=other_endpoint))
         assert result.returncode == 0, result.stderr

@@ -14,12 +14,11 @@ import shutil
 import socket
 import time
 
-import boto3
 import pytest
 from conftest import printed, run_script
 from mlflow import MlflowClient
 from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES
-from stack import REPO, clean_env, compose_service, free_port, start_s3_server, with_key
+from stack import REPO, clean_env, compose_service, free_port, s3_server_client, start_s3_server, with_key
 
 SCRIPTS = ["examples/02_artifacts/run.py", "examples/01_log_artifact/run.py"]
 
@@ -134,9 +133,7 @@ def test_bucket_missing_then_created(script, stack, before_faults, trainer_env, 
         result, seconds = run_and_time(script, env, tmp_path)
         assert_one_clear_message(result, seconds, "no bucket", f"bucket '{stack.bucket}'", endpoint)
         # Fixed: the same command succeeds.
-        boto3.client(
-            "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-        ).create_bucket(Bucket=stack.bucket)
+        s3_server_client(endpoint).create_bucket(Bucket=stack.bucket)
         assert run_script(script, cwd=tmp_path, env=env).returncode == 0
     finally:
         server.stop()

@@ -11,6 +11,8 @@ from mlflow import MlflowClient
 from stack import REPO
 from test_examples import EXPECTED_FILES, check_contents
 
+from common.mlflow_env import artifact_tree
+
 LEARNERS = 8
 
 
@@ -48,7 +50,4 @@ def test_concurrent_runs_then_server_restart(mlflow_store, stack, trainer_env, t
     for run_id in run_ids:
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
-        listed = sorted(
-            f.path for folder in client.list_artifacts(run_id) for f in client.list_artifacts(run_id, folder.path)
-        )
-        assert listed == EXPECTED_FILES
+        assert sorted(artifact_tree(run_id)) == EXPECTED_FILES
