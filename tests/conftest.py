@@ -12,19 +12,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import mlflow
 import pytest
 from stack import (
-    API_PROBE,
     REPO,
-    Process,
     clean_env,
-    free_port,
-    http_status,
     local_stack,
-    port_is_open,
     postgres_problem,
 )
 
@@ -57,12 +51,6 @@ def stack(tmp_path_factory):
             f"PostgreSQL does not answer at {POSTGRES_ADMIN_URL}: {problem}. "
             "Start PostgreSQL, or set TEST_POSTGRES_URL to an admin connection URL."
         )
-    if port_is_open("127.0.0.1", 5000):
-        pytest.fail(
-            "Port 5000 is taken. The tests run the tracking server on 127.0.0.1:5000, the port "
-            "docker-compose.yml uses; stop whatever listens there (maybe `mlflow ui`).",
-            pytrace=False,
-        )
     with local_stack(tmp_path_factory.mktemp("stack"), POSTGRES_ADMIN_URL) as running:
         yield running
 
@@ -85,32 +73,6 @@ def stack_run(stack, trainer_env, tmp_path_factory):
     assert result.returncode == 0, result.stderr
     run = mlflow.MlflowClient(stack.tracking_uri).get_run(printed(result.stdout, "run id"))
     return run, result.stdout
-
-
-class UiRun(NamedTuple):
-    """A run of examples/02_artifacts/run.py and the MLflow UI that shows it."""
-
-    url: str
-    experiment_id: str
-    run_id: str
-
-
-@pytest.fixture(scope="session")
-def embedded_ui(tmp_path_factory):
-    """run.py on the embedded default in a fresh folder, then the README's `mlflow ui` there."""
-    folder = tmp_path_factory.mktemp("embedded-ui")
-    result = run_script("examples/02_artifacts/run.py", cwd=folder, env=clean_env({}))
-    assert result.returncode == 0, result.stderr
-    port = free_port()  # the README's default, 5000, belongs to the stack's server here
-    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
-    ui = Process([mlflow_cli, "ui", "--port", str(port)], clean_env({}), folder.with_suffix(".log"), folder)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        ui.wait_until(lambda: http_status(url + API_PROBE) == 200, "mlflow ui", timeout=120)
-        experiment_id = re.search(r"\(id (\d+)\)", printed(result.stdout, "experiment")).group(1)
-        yield UiRun(url, experiment_id, printed(result.stdout, "run id"))
-    finally:
-        ui.stop()
 
 
 @pytest.fixture(scope="session")

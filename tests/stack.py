@@ -7,14 +7,19 @@ mapped to local addresses:
 
     postgres:5432 -> a fresh database on a local PostgreSQL server
     minio:9000    -> moto's S3 API server on a free local port
-    mlflow:5000   -> the tracking server on 127.0.0.1:5000 (same port: the allowed Host
-                     headers in the compose file name it)
+    mlflow:5000   -> the tracking server on a free local port
+
+A client that reaches the tracking server as 127.0.0.1:PORT sends that as its Host header,
+where the compose trainer sends mlflow:5000; so that name is added to `--allowed-hosts`,
+next to the ones the compose file lists. No test needs port 5000 itself: each test
+session (each pytest-xdist worker) runs a stack of its own.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -24,7 +29,7 @@ import urllib.error
 import urllib.request
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import boto3
@@ -108,11 +113,7 @@ def compose_service(name: str, files: tuple[Path, ...] = (COMPOSE_FILE,), variab
 
 
 def map_hosts(value: str, hosts: dict[str, str]) -> str:
-    """Replace compose host names in URLs (`http://mlflow:5000`, `...@postgres:5432/...`).
-
-    Only addresses to connect to change: `--allowed-hosts=mlflow:5000` names a Host
-    header that clients send, so it stays as it is.
-    """
+    """Replace compose host names in URLs (`http://mlflow:5000`, `...@postgres:5432/...`)."""
     for compose_host, local_host in hosts.items():
         value = re.sub(rf"(?:(?<=//)|(?<=@)){re.escape(compose_host)}\b", local_host, value)
     return value
@@ -183,6 +184,16 @@ class Process:
                 self.popen.wait()
 
 
+def process_tree(pid: int) -> list[str]:
+    """The command lines of process `pid` and of all the processes it started, and they started."""
+    table = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=True).stdout
+    rows = [line.split(None, 2) for line in table.splitlines() if len(line.split(None, 2)) == 3]
+    family = {pid}
+    while grown := {int(child) for child, parent, _ in rows if int(parent) in family} - family:
+        family |= grown
+    return [args for child, _, args in rows if int(child) in family]
+
+
 def http_status(url: str, host_header: str | None = None, timeout: float = 2) -> int | None:
     """The HTTP status of a GET, or None when nothing answers."""
     request = urllib.request.Request(url, headers={"Host": host_header} if host_header else {})
@@ -193,6 +204,21 @@ def http_status(url: str, host_header: str | None = None, timeout: float = 2) ->
         return error.code
     except OSError:
         return None
+
+
+def readme_mlflow_ui() -> tuple[dict[str, str], list[str]]:
+    """The root README's `mlflow ui` command line: its settings and its arguments."""
+    line = re.search(r"^(.*\.venv/bin/mlflow ui.*)$", (REPO / "README.md").read_text(), re.MULTILINE).group(1)
+    words = shlex.split(line)
+    cli = next(i for i, word in enumerate(words) if word.endswith("/mlflow"))
+    return dict(word.split("=", 1) for word in words[:cli]), words[cli + 1 :]
+
+
+def start_mlflow_ui(folder: Path, port: int, log: Path) -> Process:
+    """The README's `mlflow ui`, started in `folder`, on `port` (5000 may be the learner's own)."""
+    settings, args = readme_mlflow_ui()
+    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+    return Process([mlflow_cli, *args, "--port", str(port)], clean_env(settings), log, folder)
 
 
 def start_s3_server(workdir: Path, env: dict[str, str] | None = None) -> tuple[Process, str]:
@@ -258,15 +284,23 @@ API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
 def tracking_server_command(hosts: dict[str, str], database: str, files=(COMPOSE_FILE,)) -> list[str]:
-    """The compose `mlflow` service's command, pointed at local services and a fresh database."""
+    """The compose `mlflow` service's command, pointed at local services and a fresh database,
+    listening where `hosts` maps mlflow:5000."""
+    address, _, port = hosts["mlflow:5000"].partition(":")
     args = []
     for arg in compose_service("mlflow", files)["command"]:
         option, _, value = arg.partition("=")
         if option == "--host":
-            arg = "--host=127.0.0.1"  # loopback only while testing; compose binds all interfaces
+            arg = f"--host={address}"  # loopback only while testing; compose binds all interfaces
+        elif option == "--port":
+            arg = f"--port={port}"
         elif option == "--backend-store-uri":
             url = make_url(map_hosts(value, hosts)).set(database=database)
             arg = f"{option}={url.render_as_string(hide_password=False)}"
+        elif option == "--allowed-hosts":
+            # Each allowed compose name also as the local address that stands for it.
+            allowed = value.split(",")
+            arg = f"{option}={','.join(allowed + [hosts[h] for h in allowed if h in hosts])}"
         else:
             arg = map_hosts(arg, hosts)
         args.append(arg)
@@ -315,6 +349,20 @@ def fresh_database(admin_url: str):
         admin.close()
 
 
+def trainer_environment(hosts: dict[str, str], key: dict, files=(COMPOSE_FILE,)) -> dict[str, str]:
+    """The compose trainer's environment, hosts mapped; its S3 key (if it has one) is `key`."""
+    env = compose_environment("trainer", hosts, files)
+    return with_key(env, key) if "AWS_ACCESS_KEY_ID" in env else env
+
+
+def start_tracking_server(hosts: dict[str, str], database: str, key: dict, workdir: Path, files=(COMPOSE_FILE,)):
+    """The compose `mlflow` service as a local process (ready once Stack.wait_for_server returns)."""
+    command = tracking_server_command(hosts, database, files)
+    env = with_key(compose_environment("mlflow", hosts, files), key)
+    log = workdir / f"mlflow-server-{argument(command, '--port')}.log"
+    return Process(command, clean_env(env), log, workdir)
+
+
 @dataclass
 class Stack:
     """The running stack, and what a test or benchmark needs to reach it."""
@@ -334,10 +382,8 @@ class Stack:
         return self.server.args
 
     def client(self, service: str = "s3", key: dict | None = None):
-        """A boto3 client for the S3 server: with the trainer's key, or with `key`."""
-        env = self.trainer_env
-        key = key or {"AccessKeyId": env["AWS_ACCESS_KEY_ID"], "SecretAccessKey": env["AWS_SECRET_ACCESS_KEY"]}
-        return s3_server_client(self.s3_endpoint, service, key)
+        """A boto3 client for the S3 server: with the services' bucket-only key, or with `key`."""
+        return s3_server_client(self.s3_endpoint, service, key or self.artifacts_key)
 
     def s3(self):
         return self.client("s3")
@@ -354,6 +400,25 @@ class Stack:
         self.server.start()
         self.wait_for_server()
 
+    @contextmanager
+    def other_server(self, workdir: Path, files=(COMPOSE_FILE,)):
+        """A second tracking server, configured by the compose file(s) `files`, on the same
+        database and S3 server but its own port; yields this stack as seen through it."""
+        hosts = dict(self.hosts, **{"mlflow:5000": f"127.0.0.1:{free_port()}"})
+        server = start_tracking_server(hosts, self.database, self.artifacts_key, workdir, files)
+        try:
+            other = replace(
+                self,
+                tracking_uri=f"http://{hosts['mlflow:5000']}",
+                trainer_env=trainer_environment(hosts, self.artifacts_key, files),
+                server=server,
+                hosts=hosts,
+            )
+            other.wait_for_server()
+            yield other
+        finally:
+            server.stop()
+
 
 @contextmanager
 def local_stack(workdir: Path, postgres_admin_url: str):
@@ -365,21 +430,20 @@ def local_stack(workdir: Path, postgres_admin_url: str):
             hosts = {
                 "postgres:5432": postgres_address,
                 "minio:9000": s3_endpoint.removeprefix("http://"),
-                "mlflow:5000": "127.0.0.1:5000",
+                "mlflow:5000": f"127.0.0.1:{free_port()}",
             }
-            command = tracking_server_command(hosts, database)
             # The bucket job in docker-compose.yml creates the bucket of --default-artifact-root,
             # and the user whose name the mlflow and trainer services use as AWS_ACCESS_KEY_ID.
-            bucket = argument(command, "--default-artifact-root").removeprefix("s3://").split("/")[0]
-            trainer_env = compose_environment("trainer", hosts)
-            root_key, artifacts_key = set_up_s3(s3_endpoint, bucket, user=trainer_env["AWS_ACCESS_KEY_ID"])
-            server_env = with_key(compose_environment("mlflow", hosts), artifacts_key)
-            server = Process(command, clean_env(server_env), workdir / "mlflow-server.log", workdir)
+            root_artifacts = argument(compose_service("mlflow")["command"], "--default-artifact-root")
+            bucket = root_artifacts.removeprefix("s3://").split("/")[0]
+            user = compose_service("trainer")["environment"]["AWS_ACCESS_KEY_ID"]
+            root_key, artifacts_key = set_up_s3(s3_endpoint, bucket, user)
+            server = start_tracking_server(hosts, database, artifacts_key, workdir)
             running = Stack(
-                "http://127.0.0.1:5000",
+                f"http://{hosts['mlflow:5000']}",
                 s3_endpoint,
                 bucket,
-                with_key(trainer_env, artifacts_key),
+                trainer_environment(hosts, artifacts_key),
                 server,
                 root_key,
                 artifacts_key,

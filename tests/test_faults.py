@@ -103,9 +103,10 @@ def test_tracking_server_that_never_answers(script, before_faults, trainer_env, 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_host_header_not_allowed(script, before_faults, trainer_env, tmp_path):
     # 127.1 is 127.0.0.1 written short: the same server, a Host header it does not list.
-    env = dict(trainer_env, MLFLOW_TRACKING_URI="http://127.1:5000")
+    host = trainer_env["MLFLOW_TRACKING_URI"].replace("//127.0.0.1:", "//127.1:").removeprefix("http://")
+    env = dict(trainer_env, MLFLOW_TRACKING_URI=f"http://{host}")
     result, seconds = run_and_time(script, env, tmp_path)
-    assert_one_clear_message(result, seconds, "host refused", "'127.1:5000'", "add 127.1:5000 to")
+    assert_one_clear_message(result, seconds, "host refused", f"'{host}'", f"add {host} to")
 
 
 # --- the S3 artifact store -----------------------------------------------------------------

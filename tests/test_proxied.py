@@ -1,8 +1,7 @@
 """Proxied artifacts: docker-compose.yml + docker-compose.proxied.yml, run as merged.
 
-For this module the tracking server of the merged files takes port 5000 (the direct server
-stops meanwhile and comes back afterwards), on the same PostgreSQL database and S3 server,
-so the experiments made in direct mode are still there.
+The merged files' tracking server runs next to the direct one, on the same PostgreSQL
+database and S3 server, so the experiments made in direct mode are there too.
 """
 
 from __future__ import annotations
@@ -12,16 +11,7 @@ import requests
 from conftest import printed, run_script
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from stack import (
-    COMPOSE_FILE,
-    PROXIED_FILE,
-    Process,
-    argument,
-    clean_env,
-    compose_environment,
-    tracking_server_command,
-    with_key,
-)
+from stack import COMPOSE_FILE, PROXIED_FILE, argument, clean_env, compose_environment
 from test_examples import EXPECTED_FILES, check_contents
 
 MERGED = (COMPOSE_FILE, PROXIED_FILE)
@@ -29,32 +19,22 @@ MERGED = (COMPOSE_FILE, PROXIED_FILE)
 
 @pytest.fixture(scope="module")
 def proxied(stack, stack_run, tmp_path_factory):
-    """Swap in the proxied tracking server; yield the proxied trainer's environment."""
-    command = tracking_server_command(stack.hosts, stack.database, MERGED)
-    server_env = with_key(compose_environment("mlflow", stack.hosts, MERGED), stack.artifacts_key)
-    workdir = tmp_path_factory.mktemp("proxied")
-    stack.server.stop()
-    direct, stack.server = stack.server, Process(command, clean_env(server_env), workdir / "mlflow.log", workdir)
-    try:
-        stack.wait_for_server()
-        yield clean_env(compose_environment("trainer", stack.hosts, MERGED))
-    finally:
-        stack.server.stop()
-        stack.server = direct
-        direct.start()
-        stack.wait_for_server()
+    """The stack as seen through the proxied tracking server (stack_run: direct mode came first)."""
+    with stack.other_server(tmp_path_factory.mktemp("proxied"), MERGED) as seen_through_it:
+        yield seen_through_it
 
 
 @pytest.fixture(scope="module")
-def proxied_run(proxied, stack, tmp_path_factory):
-    result = run_script("examples/02_artifacts/run.py", cwd=tmp_path_factory.mktemp("trainer"), env=proxied)
+def proxied_run(proxied, tmp_path_factory):
+    env = clean_env(proxied.trainer_env)
+    result = run_script("examples/02_artifacts/run.py", cwd=tmp_path_factory.mktemp("trainer"), env=env)
     assert result.returncode == 0, result.stderr
-    return MlflowClient(stack.tracking_uri).get_run(printed(result.stdout, "run id")), result.stdout
+    return MlflowClient(proxied.tracking_uri).get_run(printed(result.stdout, "run id")), result.stdout
 
 
-def test_proxied_server_command_has_no_default_artifact_root(stack, proxied):
-    assert argument(stack.server_command, "--artifacts-destination") == f"s3://{stack.bucket}/proxied"
-    assert not any(arg.startswith("--default-artifact-root") for arg in stack.server_command)
+def test_proxied_server_command_has_no_default_artifact_root(proxied):
+    assert argument(proxied.server_command, "--artifacts-destination") == f"s3://{proxied.bucket}/proxied"
+    assert not any(arg.startswith("--default-artifact-root") for arg in proxied.server_command)
 
 
 def test_proxied_trainer_has_no_s3_settings(proxied):
@@ -62,7 +42,7 @@ def test_proxied_trainer_has_no_s3_settings(proxied):
     assert not [name for name in compose_env if name.startswith("AWS_") or name.startswith("MLFLOW_S3_")]
 
 
-def test_run_py_runs_unchanged_in_proxied_mode(stack, proxied_run):
+def test_run_py_runs_unchanged_in_proxied_mode(proxied, proxied_run):
     run, stdout = proxied_run
     assert printed(stdout, "experiment").startswith("02-artifacts-proxied (id ")
     assert printed(stdout, "artifact URI") == f"mlflow-artifacts:/{run.info.experiment_id}/{run.info.run_id}/artifacts"
@@ -70,42 +50,42 @@ def test_run_py_runs_unchanged_in_proxied_mode(stack, proxied_run):
     assert run.info.status == "FINISHED" and run.info.run_name == "artifact_examples"
 
 
-def test_proxied_files_still_land_in_the_bucket(stack, proxied_run):
+def test_proxied_files_still_land_in_the_bucket(proxied, proxied_run):
     run, _ = proxied_run
     prefix = f"proxied/{run.info.experiment_id}/{run.info.run_id}/artifacts/"
-    assert stack.keys(prefix) == [prefix + path for path in EXPECTED_FILES]
-    s3 = stack.s3()
-    check_contents(lambda path: s3.get_object(Bucket=stack.bucket, Key=prefix + path)["Body"].read())
+    assert proxied.keys(prefix) == [prefix + path for path in EXPECTED_FILES]
+    s3 = proxied.s3()
+    check_contents(lambda path: s3.get_object(Bucket=proxied.bucket, Key=prefix + path)["Body"].read())
 
 
-def test_experiments_keep_the_artifact_location_they_were_made_with(stack, proxied, tmp_path):
-    client = MlflowClient(stack.tracking_uri)
+def test_experiments_keep_the_artifact_location_they_were_made_with(proxied, tmp_path):
+    client = MlflowClient(proxied.tracking_uri)
     assert client.get_experiment_by_name("02-artifacts").artifact_location.startswith("s3://")
     assert client.get_experiment_by_name("02-artifacts-proxied").artifact_location.startswith("mlflow-artifacts:/")
     # The direct-mode experiment, from a trainer without S3 settings: refused with a clear message.
-    env = {k: v for k, v in proxied.items() if k != "MLFLOW_EXPERIMENT_NAME"}
+    env = {k: v for k, v in clean_env(proxied.trainer_env).items() if k != "MLFLOW_EXPERIMENT_NAME"}
     result = run_script("examples/02_artifacts/run.py", cwd=tmp_path, env=env)
     assert result.returncode == 1
     assert "MLFLOW_S3_ENDPOINT_URL is not set" in result.stderr
 
 
-def test_server_itself_refuses_dot_dot_paths(stack, proxied_run):
+def test_server_itself_refuses_dot_dot_paths(proxied, proxied_run):
     """Sent straight to the server's artifact API, not through MLflow's client."""
     run, _ = proxied_run
     ids = f"{run.info.experiment_id}/{run.info.run_id}"
-    base = f"{stack.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{ids}/artifacts"
-    before = stack.keys()
+    base = f"{proxied.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{ids}/artifacts"
+    before = proxied.keys()
     for bad in ("%2E%2E/escape.txt", "reports/%2E%2E/%2E%2E/escape.txt"):
         answer = requests.put(f"{base}/{bad}", data=b"x", timeout=10)
         assert answer.status_code == 400, (bad, answer.status_code, answer.text)
         assert "Invalid path" in answer.text
-    assert stack.keys() == before
+    assert proxied.keys() == before
 
 
 @pytest.mark.parametrize("bad_path", ["/reports/notes.md", "../escape.txt"])
-def test_proxied_client_refuses_absolute_and_dot_dot_paths(stack, proxied_run, bad_path):
+def test_proxied_client_refuses_absolute_and_dot_dot_paths(proxied, proxied_run, bad_path):
     run, _ = proxied_run
-    before = stack.keys()
+    before = proxied.keys()
     with pytest.raises(MlflowException, match="Invalid artifact path"):
-        MlflowClient(stack.tracking_uri).log_text(run.info.run_id, "x", bad_path)
-    assert stack.keys() == before
+        MlflowClient(proxied.tracking_uri).log_text(run.info.run_id, "x", bad_path)
+    assert proxied.keys() == before
