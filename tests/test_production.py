@@ -34,13 +34,21 @@ def test_env_settings_point_the_stack_at_managed_services():
         assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("AKIAEXAMPLE", "example-secret")
 
 
+JOBS = compose_service("mlflow")["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"]
+
+
 @pytest.fixture(scope="module")
 def basic_auth_server(tmp_path_factory):
     """`mlflow server --app-name basic-auth` as the section shows it, on an embedded store."""
     workdir = tmp_path_factory.mktemp("basic-auth")
     port = free_port()
     env = clean_env(
-        {"MLFLOW_FLASK_SERVER_SECRET_KEY": "tutorial-test-key", "MLFLOW_AUTH_ADMIN_PASSWORD": "tutorial-admin-pw"}
+        {
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "tutorial-test-key",
+            "MLFLOW_AUTH_ADMIN_PASSWORD": "tutorial-admin-pw",
+            # As the compose mlflow service has it: no job runner.
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": JOBS,
+        }
     )
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     args = [mlflow, "server", "--app-name", "basic-auth", "--port", str(port), "--workers", "1"]

@@ -1,7 +1,8 @@
 """The tracking server as docker-compose.yml configures it."""
 
 import pytest
-from stack import API_PROBE, argument, compose_service, http_status
+from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION
+from stack import API_PROBE, argument, compose_service, http_status, process_tree
 
 
 @pytest.mark.parametrize("host", ["mlflow:5000", "localhost:5000", "127.0.0.1:5000"])
@@ -26,3 +27,10 @@ def test_compose_healthcheck_calls_the_api_probe():
 
 def test_server_runs_in_direct_mode(stack):
     assert argument(stack.server_command, "--default-artifact-root") == "s3://mlflow-artifacts/"
+
+
+def test_server_starts_no_job_runner(stack):
+    """MLflow 3 starts a job runner for GenAI jobs unless told not to; docker-compose.yml does."""
+    assert MLFLOW_SERVER_ENABLE_JOB_EXECUTION.default is True
+    assert compose_service("mlflow")["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    assert not [args for args in process_tree(stack.server.popen.pid) if "mlflow.server.jobs" in args]
