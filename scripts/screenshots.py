@@ -98,7 +98,7 @@ def main() -> None:
     if not find_chromium():
         sys.exit("error: no Chromium found\nfix: apt-get install chromium, or set CHROMIUM=/path/to/chromium")
     sys.path.insert(0, str(REPO / "tests"))
-    from stack import API_PROBE, Process, clean_env, free_port, http_status
+    from stack import API_PROBE, clean_env, free_port, http_status, start_mlflow_ui
 
     with tempfile.TemporaryDirectory() as tmp:
         # A real run, on the embedded default.
@@ -112,10 +112,9 @@ def main() -> None:
         ).stdout
         run_id = re.search(r"^run id\s*: (\w+)", out, re.MULTILINE).group(1)
         experiment_id = re.search(r"^experiment\s*: .* \(id (\d+)\)", out, re.MULTILINE).group(1)
-        # The tutorial's `mlflow ui`, in the folder the run was made in.
+        # The README's `mlflow ui`, in the folder the run was made in.
         port = free_port()
-        mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
-        ui = Process([mlflow_cli, "ui", "--port", str(port)], clean_env({}), Path(tmp + ".log"), Path(tmp))
+        ui = start_mlflow_ui(Path(tmp), port, Path(tmp + ".log"))
         ui_url = f"http://127.0.0.1:{port}"
         try:
             ui.wait_until(lambda: http_status(ui_url + API_PROBE) == 200, "mlflow ui", timeout=120)

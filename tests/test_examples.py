@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import urllib.request
 
 import mlflow
 import numpy as np
@@ -86,13 +85,6 @@ def test_embedded_run_prints_what_the_store_holds(embedded_run):
 def test_embedded_run_leaves_only_the_store_in_the_working_directory(embedded_run):
     workdir, _ = embedded_run
     assert sorted(p.name for p in workdir.iterdir()) == ["mlflow.db", "mlruns"]
-
-
-def test_mlflow_ui_serves_the_embedded_store(embedded_ui):
-    """The root README's `mlflow ui`, started in the folder run.py ran in."""
-    url = f"{embedded_ui.url}/get-artifact?path=reports/notes.md&run_uuid={embedded_ui.run_id}"
-    with urllib.request.urlopen(url) as answer:
-        assert answer.read().decode() == example.NOTES
 
 
 def test_stack_run_uploads_five_objects_to_the_bucket(stack, stack_run):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from conftest import printed
-from stack import REPO
+from stack import REPO, readme_mlflow_ui
 
 from scripts.upgrade_check import CLAIM_LINK, claims
 
@@ -75,3 +75,9 @@ def test_pictures_exist_and_stay_small():
     pictures = [PATTERNS_README.parent / p for p in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)]
     assert {p.name for p in pictures} == {"artifact-tree.png", "table-preview.png", "gradient.png", "image-preview.png"}
     assert sum(p.stat().st_size for p in pictures) < 500_000
+
+
+def test_tutorial_starts_the_ui_as_the_root_readme_does():
+    settings, args = readme_mlflow_ui()
+    command = " ".join([*(f"{name}={value}" for name, value in settings.items()), ".venv/bin/mlflow", *args])
+    assert command in PATTERNS_README.read_text()

@@ -1,4 +1,5 @@
-"""The MLflow UI in a real headless Chromium shows what the tutorial promises.
+"""The MLflow UI: the README's `mlflow ui` serves the embedded store, and in a real headless
+Chromium the UI shows what the tutorial promises, on both stores.
 
 Driven by the same functions as scripts/screenshots.py, which makes the tutorial's pictures.
 """
@@ -6,14 +7,62 @@ Driven by the same functions as scripts/screenshots.py, which makes the tutorial
 from __future__ import annotations
 
 import re
+import urllib.request
+from typing import NamedTuple
 
 import pytest
-from conftest import UiRun, service_missing
+from conftest import printed, run_script, service_missing
+from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION
+from stack import API_PROBE, clean_env, free_port, http_status, process_tree, readme_mlflow_ui, start_mlflow_ui
+from test_examples import example
 
 from scripts.screenshots import browser_page, find_chromium, open_artifacts, select, tree_node
 
 FOLDERS = ["configs", "data", "images", "reports", "tables"]
 FILES = ["train_config.json", "metrics.csv", "gradient.png", "notes.md", "metrics.json"]
+
+
+class UiRun(NamedTuple):
+    """A run of examples/02_artifacts/run.py and the MLflow UI that shows it."""
+
+    url: str
+    experiment_id: str
+    run_id: str
+    server_pid: int
+
+
+@pytest.fixture(scope="module")
+def embedded_ui(tmp_path_factory):
+    """run.py on the embedded default in a fresh folder, then the README's `mlflow ui` there."""
+    folder = tmp_path_factory.mktemp("embedded-ui")
+    result = run_script("examples/02_artifacts/run.py", cwd=folder, env=clean_env({}))
+    assert result.returncode == 0, result.stderr
+    port = free_port()
+    ui = start_mlflow_ui(folder, port, folder.with_suffix(".log"))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        ui.wait_until(lambda: http_status(url + API_PROBE) == 200, "mlflow ui", timeout=120)
+        experiment_id = re.search(r"\(id (\d+)\)", printed(result.stdout, "experiment")).group(1)
+        yield UiRun(url, experiment_id, printed(result.stdout, "run id"), ui.popen.pid)
+    finally:
+        ui.stop()
+
+
+def test_mlflow_ui_serves_the_embedded_store(embedded_ui):
+    """The root README's `mlflow ui`, started in the folder run.py ran in."""
+    url = f"{embedded_ui.url}/get-artifact?path=reports/notes.md&run_uuid={embedded_ui.run_id}"
+    with urllib.request.urlopen(url) as answer:
+        assert answer.read().decode() == example.NOTES
+
+
+def test_mlflow_ui_runs_one_worker_and_no_job_runner(embedded_ui):
+    """Without the README's settings, `mlflow ui` starts four web workers and a job runner."""
+    assert MLFLOW_SERVER_ENABLE_JOB_EXECUTION.default is True
+    settings, args = readme_mlflow_ui()
+    assert settings == {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"} and args == ["ui", "--workers", "1"]
+    processes = process_tree(embedded_ui.server_pid)
+    assert not [command for command in processes if "mlflow.server.jobs" in command]
+    assert len([command for command in processes if "multiprocessing" in command]) <= 1, processes
 
 
 @pytest.fixture(params=["embedded", "s3-direct"])
@@ -25,12 +74,12 @@ def ui_run(request) -> UiRun:
         return request.getfixturevalue("embedded_ui")
     stack = request.getfixturevalue("stack")
     run, _ = request.getfixturevalue("stack_run")
-    return UiRun(stack.tracking_uri, run.info.experiment_id, run.info.run_id)
+    return UiRun(stack.tracking_uri, run.info.experiment_id, run.info.run_id, stack.server.popen.pid)
 
 
 def test_artifacts_tab_shows_what_run_py_logged(ui_run):
     with browser_page() as page:
-        open_artifacts(page, *ui_run)
+        open_artifacts(page, ui_run.url, ui_run.experiment_id, ui_run.run_id)
         # The five folders, then the five files once expanded.
         for folder in FOLDERS:
             assert tree_node(page, folder).is_visible()
