@@ -176,6 +176,8 @@ def test_missing_postgres_fails_in_ci_and_skips_elsewhere(tmp_path):
                 "-q",
                 "-p",
                 "no:cacheprovider",
+                "-n",
+                "0",
                 "--basetemp",
                 str(tmp_path / (ci or "no-ci")),
                 "tests/test_tracking_server.py::test_server_runs_in_direct_mode",
