@@ -28,6 +28,19 @@ POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+# pytest-xdist hands whole modules to the test processes in collection order
+# (--no-loadscope-reorder in pytest.ini): the longest go first, so the processes end together.
+LONGEST_FIRST = ["test_faults_s3", "test_faults", "test_load", "test_claims", "test_ui", "test_production"]
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.module.__name__
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each module keeps its own order
+
+
 def service_missing(message: str):
     """Skip on a learner's machine; fail in CI, where every service must be there."""
     if IN_CI:
