@@ -13,6 +13,11 @@ compose stack instead (keys of the bucket-only user, as in .env.example):
 
 Each case runs in a process of its own, so peak memory (RSS) belongs to that case alone.
 The time is that of the logging call only; the payload is made before it.
+
+On the local stack a second table shows which MLflow settings change `log_artifact` of the
+largest size: the multipart chunk size in direct mode, and proxied mode (docker-compose.proxied.yml,
+a second tracking server beside the first) with and without MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD.
+"S3 parts" is the number of parts the stored object was uploaded in (from its ETag).
 """
 
 from __future__ import annotations
@@ -33,6 +38,13 @@ REPO = Path(__file__).resolve().parents[1]
 METHODS = ["boto3 upload_file", "log_artifact", "log_artifacts (100 files)", "log_text"]
 SIZES = {"1KiB": 1 << 10, "1MiB": 1 << 20, "64MiB": 64 << 20, "256MiB": 256 << 20}
 CHUNK = 8 << 20
+# (mode, setting, environment): the settings table, log_artifact only.
+SETTINGS = [
+    ("direct", "defaults", {}),
+    ("direct", "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE=5242880", {"MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(5 << 20)}),
+    ("proxied", "defaults", {}),
+    ("proxied", "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true", {"MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true"}),
+]
 
 
 def write_file(path: Path, size: int) -> None:
@@ -47,7 +59,8 @@ def measure(method: str, size: int) -> dict:
     import mlflow
 
     baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    mlflow.set_experiment("benchmark")
+    # An experiment keeps the artifact location it was made with: one per mode.
+    mlflow.set_experiment(os.environ.get("BENCHMARK_EXPERIMENT", "benchmark"))
     with mlflow.start_run(), tempfile.TemporaryDirectory() as tmp:
         if method == "log_text":
             text = "a" * size
@@ -69,8 +82,9 @@ def measure(method: str, size: int) -> dict:
             started = time.perf_counter()
             s3.upload_file(str(Path(tmp) / "payload.bin"), bucket, f"{prefix}/bench/payload.bin")
         seconds = time.perf_counter() - started
+        artifact_uri = mlflow.get_artifact_uri()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": seconds, "peak_rss_mb": peak_mb, "baseline_rss_mb": baseline_mb}
+    return {"seconds": seconds, "peak_rss_mb": peak_mb, "baseline_rss_mb": baseline_mb, "artifact_uri": artifact_uri}
 
 
 def run_case(method: str, size_name: str, env: dict[str, str], repeat: int) -> dict:
@@ -85,7 +99,8 @@ def run_case(method: str, size_name: str, env: dict[str, str], repeat: int) -> d
             check=True,
         ).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
-    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+    median = {key: statistics.median(r[key] for r in results) for key in results[0] if key != "artifact_uri"}
+    return dict(median, artifact_uri=results[-1]["artifact_uri"])
 
 
 def machine() -> str:
@@ -125,6 +140,31 @@ def report(env: dict[str, str], sizes: list[str], repeat: int, where: str) -> No
         )
 
 
+def s3_parts(stack, artifact_uri: str, destination: str) -> str:
+    """How many parts the case's payload was uploaded in, from the stored object's ETag."""
+    if artifact_uri.startswith("mlflow-artifacts:/"):  # proxied: stored under --artifacts-destination
+        artifact_uri = destination.rstrip("/") + "/" + artifact_uri.removeprefix("mlflow-artifacts:/")
+    key = artifact_uri.removeprefix(f"s3://{stack.bucket}/") + "/bench/payload.bin"
+    etag = stack.s3().head_object(Bucket=stack.bucket, Key=key)["ETag"].strip('"')
+    return etag.partition("-")[2] or "1"
+
+
+def report_settings(stack, proxied, size_name: str, repeat: int) -> None:
+    """log_artifact of `size_name` under each of SETTINGS."""
+    from stack import argument, clean_env
+
+    destination = argument(proxied.server_command, "--artifacts-destination")
+    print(f"\nSettings, log_artifact of {size_name}:\n")
+    print("| mode | setting | seconds in the call | peak RSS (MB) | S3 parts |")
+    print("|---|---|---:|---:|---:|")
+    for mode, setting, extra in SETTINGS:
+        env = dict(clean_env((stack if mode == "direct" else proxied).trainer_env), **extra)
+        env["BENCHMARK_EXPERIMENT"] = f"benchmark-{mode}"
+        result = run_case("log_artifact", size_name, env, repeat)
+        parts = s3_parts(stack, result["artifact_uri"], destination)
+        print(f"| {mode} | {setting} | {result['seconds']:.3f} | {result['peak_rss_mb']:.0f} | {parts} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tracking-uri", help="a running tracking server (default: start a local stack)")
@@ -142,12 +182,14 @@ def main() -> None:
         report(env, args.sizes, args.repeat, f"given: {args.tracking_uri}, S3 at {args.s3_endpoint}")
         return
     sys.path.insert(0, str(REPO / "tests"))
-    from stack import clean_env, local_stack
+    from stack import COMPOSE_FILE, PROXIED_FILE, clean_env, local_stack
 
     admin_url = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     with tempfile.TemporaryDirectory() as workdir, local_stack(Path(workdir), admin_url) as stack:
         where = "local: mlflow server from docker-compose.yml + PostgreSQL + moto S3 server, on loopback"
         report(clean_env(stack.trainer_env), args.sizes, args.repeat, where)
+        with stack.other_server(Path(workdir), (COMPOSE_FILE, PROXIED_FILE)) as proxied:
+            report_settings(stack, proxied, args.sizes[-1], args.repeat)
 
 
 if __name__ == "__main__":

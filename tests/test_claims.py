@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -302,6 +303,22 @@ def test_bad_paths_accepted_by_a_direct_s3_root(run, stack):
     assert "/reports/notes.md" in keys  # at the bucket root, in no run at all
     assert f"{prefix}/../escape.txt" in keys
     assert artifacts(run.info.run_id) == ["../escape.txt"]
+
+
+# --- large files ----------------------------------------------------------------------------
+
+
+@S3_ONLY
+def test_direct_s3_uploads_ignore_the_multipart_chunk_size(run, stack, tmp_path, monkeypatch):
+    """In direct mode boto3's upload_file splits a large file itself, in 8 MiB parts:
+    MLflow's MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE plays no part."""
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(os.urandom(12 << 20))
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(5 << 20))
+    mlflow.log_artifact(str(payload), artifact_path="large")
+    key = f"{run.info.experiment_id}/{run.info.run_id}/artifacts/large/payload.bin"
+    etag = stack.s3().head_object(Bucket=stack.bucket, Key=key)["ETag"].strip('"')
+    assert etag.endswith("-2")  # 12 MiB in 8 MiB parts; 5 MiB parts would have made 3
 
 
 # --- getting files back ----------------------------------------------------------------------

@@ -6,10 +6,13 @@ database and S3 server, so the experiments made in direct mode are there too.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import requests
 from conftest import printed, run_script
 from mlflow import MlflowClient
+from mlflow.environment_variables import MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD, MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE
 from mlflow.exceptions import MlflowException
 from stack import COMPOSE_FILE, PROXIED_FILE, argument, clean_env, compose_environment
 from test_examples import EXPECTED_FILES, check_contents
@@ -89,3 +92,23 @@ def test_proxied_client_refuses_absolute_and_dot_dot_paths(proxied, proxied_run,
     with pytest.raises(MlflowException, match="Invalid artifact path"):
         MlflowClient(proxied.tracking_uri).log_text(run.info.run_id, "x", bad_path)
     assert proxied.keys() == before
+
+
+def test_proxy_multipart_upload_starts_at_500_mib(proxied, proxied_run, tmp_path, monkeypatch):
+    """MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD (off by default) lets clients upload large files in
+    parts straight to S3, but only from MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE (500 MiB) on:
+    a smaller file still goes through the tracking server in one PUT."""
+    assert MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD.default is False
+    assert MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE.default == 500 << 20
+    experiment_id = proxied_run[0].info.experiment_id
+    client = MlflowClient(proxied.tracking_uri)
+    run_id = client.create_run(experiment_id).info.run_id
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(os.urandom(12 << 20))
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    client.log_artifact(run_id, str(payload), "large")
+    client.set_terminated(run_id)
+    put = f"PUT /api/2.0/mlflow-artifacts/artifacts/{experiment_id}/{run_id}/artifacts/large/payload.bin"
+    assert put in proxied.server.log.read_text()
+    prefix = f"proxied/{experiment_id}/{run_id}/"
+    assert proxied.keys(prefix) == [prefix + "artifacts/large/payload.bin"]
