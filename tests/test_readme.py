@@ -81,3 +81,10 @@ def test_tutorial_starts_the_ui_as_the_root_readme_does():
     settings, args = readme_mlflow_ui()
     command = " ".join([*(f"{name}={value}" for name, value in settings.items()), ".venv/bin/mlflow", *args])
     assert command in PATTERNS_README.read_text()
+
+
+def test_root_readme_compose_excerpt_is_in_docker_compose_yml():
+    readme = (REPO / "README.md").read_text()
+    excerpt = readme.split("An excerpt of [docker-compose.yml](docker-compose.yml):")[1].split("```yaml\n")[1]
+    compose_lines = set((REPO / "docker-compose.yml").read_text().splitlines())
+    assert [line for line in excerpt.split("```")[0].splitlines() if line not in compose_lines] == []
