@@ -1,4 +1,4 @@
-"""Fixtures: the real services every test talks to, each started once per test session.
+"""Fixtures: the real services every test talks to, each started once per test process.
 
 - `stack`: PostgreSQL + moto's S3 server + `mlflow server`, configured from docker-compose.yml.
 - `embedded_dir`: a folder holding MLflow's embedded default store (SQLite + mlruns/).
