@@ -34,3 +34,16 @@ def test_server_starts_no_job_runner(stack):
     assert MLFLOW_SERVER_ENABLE_JOB_EXECUTION.default is True
     assert compose_service("mlflow")["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     assert not [args for args in process_tree(stack.server.popen.pid) if "mlflow.server.jobs" in args]
+
+
+def test_tests_run_the_compose_command_with_its_host_mapped(stack):
+    """What tests/stack.py changes in the compose command: where it listens, and one more
+    allowed Host header, the local address that stands for mlflow:5000."""
+    compose = compose_service("mlflow")["command"]
+    assert argument(compose, "--allowed-hosts") == "mlflow:5000,localhost:5000,127.0.0.1:5000"
+    allowed = argument(stack.server_command, "--allowed-hosts").split(",")
+    assert allowed == ["mlflow:5000", "localhost:5000", "127.0.0.1:5000", stack.hosts["mlflow:5000"]]
+    assert stack.tracking_uri == f"http://{stack.hosts['mlflow:5000']}"
+    mapped = ("--host=", "--port=", "--backend-store-uri=", "--allowed-hosts=")
+    unchanged = [arg for arg in compose if not arg.startswith(mapped)]
+    assert [arg for arg in stack.server_command[1:] if arg in unchanged] == unchanged[1:]
