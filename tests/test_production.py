@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_script
-from stack import API_PROBE, Process, clean_env, compose_service, free_port, http_status
+from stack import API_PROBE, REPO, Process, clean_env, compose_service, free_port, http_status
 
 MANAGED = {
     "POSTGRES_HOST": "db.example.com",
@@ -35,6 +35,7 @@ def test_env_settings_point_the_stack_at_managed_services():
 
 
 JOBS = compose_service("mlflow")["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"]
+AUTH_CONFIG = REPO / "auth/basic_auth.ini"
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,7 @@ def basic_auth_server(tmp_path_factory):
         {
             "MLFLOW_FLASK_SERVER_SECRET_KEY": "tutorial-test-key",
             "MLFLOW_AUTH_ADMIN_PASSWORD": "tutorial-admin-pw",
+            "MLFLOW_AUTH_CONFIG_PATH": str(AUTH_CONFIG),
             # As the compose mlflow service has it: no job runner.
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": JOBS,
         }
@@ -82,3 +84,17 @@ def test_basic_auth_with_a_login_runs_the_example(basic_auth_server, tmp_path):
     )
     result = run_script("examples/02_artifacts/run.py", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.filterwarnings("ignore:starlette.middleware.wsgi is deprecated")
+def test_auth_settings_cache_password_checks_and_hold_no_password(monkeypatch):
+    """auth/basic_auth.ini, read as MLflow reads it: the cache MLflow leaves off is on."""
+    from mlflow.server.auth.config import read_auth_config  # imports the whole server: only here
+
+    monkeypatch.delenv("MLFLOW_AUTH_CONFIG_PATH", raising=False)
+    monkeypatch.delenv("MLFLOW_AUTH_ADMIN_PASSWORD", raising=False)
+    assert read_auth_config().auth_cache_ttl_seconds == 0  # MLflow's own settings
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", str(AUTH_CONFIG))
+    ours = read_auth_config()
+    assert ours.auth_cache_ttl_seconds == 60
+    assert ours.admin_username == "admin" and ours.admin_password is None  # the password comes from the environment
