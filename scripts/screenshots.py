@@ -98,7 +98,7 @@ def main() -> None:
     if not find_chromium():
         sys.exit("error: no Chromium found\nfix: apt-get install chromium, or set CHROMIUM=/path/to/chromium")
     sys.path.insert(0, str(REPO / "tests"))
-    from stack import API_PROBE, clean_env, free_port, http_status, start_mlflow_ui
+    from stack import clean_env, mlflow_ui
 
     with tempfile.TemporaryDirectory() as tmp:
         # A real run, on the embedded default.
@@ -113,16 +113,9 @@ def main() -> None:
         run_id = re.search(r"^run id\s*: (\w+)", out, re.MULTILINE).group(1)
         experiment_id = re.search(r"^experiment\s*: .* \(id (\d+)\)", out, re.MULTILINE).group(1)
         # The README's `mlflow ui`, in the folder the run was made in.
-        port = free_port()
-        ui = start_mlflow_ui(Path(tmp), port, Path(tmp + ".log"))
-        ui_url = f"http://127.0.0.1:{port}"
-        try:
-            ui.wait_until(lambda: http_status(ui_url + API_PROBE) == 200, "mlflow ui", timeout=120)
-            with browser_page() as page:
-                pictures = take_screenshots(page, ui_url, experiment_id, run_id, PICTURES)
-        finally:
-            ui.stop()
-            Path(tmp + ".log").unlink(missing_ok=True)
+        with mlflow_ui(Path(tmp), Path(tmp + ".log")) as (ui_url, _), browser_page() as page:
+            pictures = take_screenshots(page, ui_url, experiment_id, run_id, PICTURES)
+        Path(tmp + ".log").unlink(missing_ok=True)
         # The logged image itself, as stored.
         gradient = PICTURES / "gradient.png"
         shutil.copy(Path(tmp) / "mlruns" / experiment_id / run_id / "artifacts/images/gradient.png", gradient)

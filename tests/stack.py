@@ -214,11 +214,20 @@ def readme_mlflow_ui() -> tuple[dict[str, str], list[str]]:
     return dict(word.split("=", 1) for word in words[:cli]), words[cli + 1 :]
 
 
-def start_mlflow_ui(folder: Path, port: int, log: Path) -> Process:
-    """The README's `mlflow ui`, started in `folder`, on `port` (5000 may be the learner's own)."""
+@contextmanager
+def mlflow_ui(folder: Path, log: Path):
+    """The README's `mlflow ui`, running in `folder` on a free port (5000 may be the learner's
+    own) until the block ends. Yields its URL and its process."""
     settings, args = readme_mlflow_ui()
     mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
-    return Process([mlflow_cli, *args, "--port", str(port)], clean_env(settings), log, folder)
+    port = free_port()
+    ui = Process([mlflow_cli, *args, "--port", str(port)], clean_env(settings), log, folder)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        ui.wait_until(lambda: http_status(url + API_PROBE) == 200, "mlflow ui", timeout=120)
+        yield url, ui
+    finally:
+        ui.stop()
 
 
 def start_s3_server(workdir: Path, env: dict[str, str] | None = None) -> tuple[Process, str]:

@@ -9,6 +9,10 @@ import pytest
 from conftest import run_script
 from stack import API_PROBE, REPO, Process, clean_env, compose_service, free_port, http_status
 
+# The section's settings file, and the compose server's job-runner setting.
+AUTH_CONFIG = REPO / "auth/basic_auth.ini"
+JOBS = compose_service("mlflow")["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"]
+
 MANAGED = {
     "POSTGRES_HOST": "db.example.com",
     "POSTGRES_PORT": "6432",
@@ -32,10 +36,6 @@ def test_env_settings_point_the_stack_at_managed_services():
         env = compose_service(service, variables=MANAGED)["environment"]
         assert env["MLFLOW_S3_ENDPOINT_URL"] == "https://s3.amazonaws.com"
         assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("AKIAEXAMPLE", "example-secret")
-
-
-JOBS = compose_service("mlflow")["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"]
-AUTH_CONFIG = REPO / "auth/basic_auth.ini"
 
 
 @pytest.fixture(scope="module")
