@@ -336,6 +336,27 @@ def postgres_problem(admin_url: str) -> str | None:
     return None
 
 
+# Any fixed number: every set-up that may create a role takes this lock first (see ensure_role).
+_ROLE_LOCK = 0x6D6C666C6F77  # "mlflow"
+
+
+def ensure_role(admin, name: str, password: str | None) -> None:
+    """Create the login role `name` unless it exists, safely from any number of processes at once.
+
+    "Look, then create" alone races: two test processes (or two suites on one server) both
+    see no role, and the second CREATE ROLE fails. A PostgreSQL advisory lock, held for the
+    look and the create, lets one set-up in at a time, across every connection to the server.
+    """
+    with admin.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", (_ROLE_LOCK,))
+        try:
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(name)), (password,))
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(%s)", (_ROLE_LOCK,))
+
+
 @contextmanager
 def fresh_database(admin_url: str):
     """A new database for one session, owned by the user docker-compose.yml's backend URI names
@@ -346,10 +367,8 @@ def fresh_database(admin_url: str):
     admin = psycopg2.connect(admin_url, connect_timeout=3)
     admin.autocommit = True
     try:
+        ensure_role(admin, owner, password)
         with admin.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (owner,))
-            if cur.fetchone() is None:
-                cur.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(owner)), (password,))
             cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(owner)))
         yield f"{admin.info.host}:{admin.info.port}", database
     finally:
