@@ -19,6 +19,22 @@ BAD_FILES = {
     "reports": "looks like a folder",
     "reports//notes.md": "empty or '.' folder",
     "./tables/metrics.json": "empty or '.' folder",
+    ".": "empty or '.' folder",
+    "reports/.": "empty or '.' folder",
+    ".../notes.md": "starts or ends with a dot or a space",
+    "..notes.md": "starts or ends with a dot",  # MLflow's local store refuses paths starting with '..'
+    ".artifact.uploading.notes.md": "starts or ends with a dot",  # reserved by MLflow's local store
+    "notes.": "starts or ends with a dot",  # Windows drops a trailing dot
+    " notes.md": "starts or ends with a dot or a space",
+    "reports /notes.md": "starts or ends with a dot or a space",
+    "notes\x00.md": r"contains '\\x00' \(U\+0000\)",
+    "notes\n.md": r"\(U\+000A\)",
+    "notes\u200b.md": r"\(U\+200B\)",  # zero-width space: invisible
+    "notes:v2.md": r"\(U\+003A\)",  # not allowed in Windows file names
+    "notes%2E.md": r"\(U\+0025\)",  # the tracking server decodes it
+    "x" * 198 + ".md": "name longer than 200 bytes",
+    "é" * 99 + ".md": "name longer than 200 bytes",  # 201 bytes in UTF-8
+    "/".join(["x" * 99] * 9) + ".md": "longer than 900 bytes",
 }
 BAD_FOLDERS = {
     "/reports": "is absolute",
@@ -26,6 +42,15 @@ BAD_FOLDERS = {
     "reports\\daily": "backslash",
     "": "is empty",
     "reports/report.txt": "looks like a file name",
+    "./": "empty or '.' folder",
+    "reports/.": "empty or '.' folder",
+    "reports//": "empty or '.' folder",
+    "reports/2026//": "empty or '.' folder",
+    "..0": "starts or ends with a dot",
+    "v1.": "starts or ends with a dot",
+    "reports\n": r"\(U\+000A\)",
+    "reports\t2026": r"\(U\+0009\)",
+    "/".join(["x" * 99] * 8): "longer than 699 bytes",  # 699 + '/' + a 200-byte file name = 900
 }
 
 
@@ -53,6 +78,10 @@ def test_good_paths_pass_unchanged():
     assert checked_file("notes.md") == "notes.md"
     assert checked_folder("data") == "data"
     assert checked_folder("reports/2026") == "reports/2026"
+    assert checked_folder("reports/") == "reports"  # one trailing '/' is dropped: MLflow stores 'reports/x'
+    assert checked_file("résumé (final) v1.2.md") == "résumé (final) v1.2.md"
+    assert checked_file("图表/结果.json") == "图表/结果.json"
+    assert checked_file("é" * 98 + ".md") == "é" * 98 + ".md"  # 199 bytes
     assert checked_table_file("tables/metrics.json") == "tables/metrics.json"
     assert checked_table_file("tables/metrics.parquet") == "tables/metrics.parquet"
 

@@ -1,7 +1,7 @@
 """S3 faults: unreachable, not configured, no bucket, a wrong key, an upload refused mid-run.
 
-As in test_faults.py, both examples run with the compose trainer's environment and one
-thing broken; afterwards the same command succeeds and the run made before the faults is
+As in test_faults.py, the preflight and both examples run at once with the compose trainer's
+environment and one thing broken; afterwards the same command succeeds and the run made before the faults is
 unchanged, in the bucket and on the tracking server.
 """
 
@@ -13,7 +13,7 @@ import pytest
 from conftest import printed, run_script
 from mlflow import MlflowClient
 from stack import free_port, s3_server_client, start_s3_server, with_key
-from test_faults import SCRIPTS, assert_one_clear_message, run_and_time
+from test_faults import SCRIPTS, assert_one_clear_message, run_all, run_and_time
 
 
 @pytest.fixture(scope="module")
@@ -40,35 +40,32 @@ def reader_key(stack):
 # --- the S3 artifact store -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_s3_endpoint_not_reachable(script, before_faults, trainer_env, tmp_path):
+def test_s3_endpoint_not_reachable(before_faults, trainer_env, tmp_path):
     endpoint = f"http://127.0.0.1:{free_port()}"
-    result, seconds = run_and_time(script, dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=endpoint), tmp_path)
-    assert_one_clear_message(result, seconds, "s3 down", endpoint)
+    for result, seconds in run_all(dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=endpoint), tmp_path).values():
+        assert_one_clear_message(result, seconds, "s3 down", endpoint)
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_s3_endpoint_setting_missing(script, before_faults, trainer_env, tmp_path):
+def test_s3_endpoint_setting_missing(before_faults, trainer_env, tmp_path):
     env = {k: v for k, v in trainer_env.items() if k != "MLFLOW_S3_ENDPOINT_URL"}
-    result, seconds = run_and_time(script, env, tmp_path)
-    assert_one_clear_message(result, seconds, "s3 endpoint unset", "would upload to Amazon S3", "http://minio:9000")
+    for result, seconds in run_all(env, tmp_path).values():
+        assert_one_clear_message(result, seconds, "s3 endpoint unset", "would upload to Amazon S3", "http://minio:9000")
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_bucket_missing_then_created(script, stack, before_faults, trainer_env, tmp_path):
+def test_bucket_missing_then_created(stack, before_faults, trainer_env, tmp_path):
     server, endpoint = start_s3_server(tmp_path)  # an S3 server without the bucket
     try:
         env = dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=endpoint)
-        result, seconds = run_and_time(script, env, tmp_path)
-        assert_one_clear_message(result, seconds, "no bucket", f"bucket '{stack.bucket}'", endpoint)
+        for result, seconds in run_all(env, tmp_path).values():
+            assert_one_clear_message(result, seconds, "no bucket", f"bucket '{stack.bucket}'", endpoint)
         # Fixed: the same command succeeds.
         s3_server_client(endpoint).create_bucket(Bucket=stack.bucket)
-        assert run_script(script, cwd=tmp_path, env=env).returncode == 0
+        for result, _ in run_all(env, tmp_path).values():
+            assert result.returncode == 0, result.stderr
     finally:
         server.stop()
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
 @pytest.mark.parametrize(
     "wrong, fault",
     [
@@ -76,13 +73,13 @@ def test_bucket_missing_then_created(script, stack, before_faults, trainer_env, 
         ("key", "unknown key"),
     ],
 )
-def test_wrong_s3_credentials(script, wrong, fault, stack, before_faults, trainer_env, tmp_path):
+def test_wrong_s3_credentials(wrong, fault, stack, before_faults, trainer_env, tmp_path):
     """The S3 server checks keys (INITIAL_NO_AUTH_ACTION_COUNT): a wrong one is refused."""
     key = {"AccessKeyId": trainer_env["AWS_ACCESS_KEY_ID"], "SecretAccessKey": trainer_env["AWS_SECRET_ACCESS_KEY"]}
     key["SecretAccessKey" if wrong == "secret" else "AccessKeyId"] = "wrong"
-    result, seconds = run_and_time(script, with_key(trainer_env, key), tmp_path)
-    assert_one_clear_message(result, seconds, fault, stack.s3_endpoint)
-    assert "wrong" not in result.stderr and trainer_env["AWS_SECRET_ACCESS_KEY"] not in result.stderr
+    for result, seconds in run_all(with_key(trainer_env, key), tmp_path).values():
+        assert_one_clear_message(result, seconds, fault, stack.s3_endpoint)
+        assert "wrong" not in result.stderr and trainer_env["AWS_SECRET_ACCESS_KEY"] not in result.stderr
 
 
 def test_upload_refused_mid_run_marks_the_run_failed(stack, before_faults, reader_key, trainer_env, tmp_path):

@@ -1,0 +1,237 @@
+"""Every path common/artifact_paths.py accepts comes back unchanged, from every store.
+
+Property-based (hypothesis): for arbitrary strings, and for near-valid paths built from
+names so that many are accepted, the check either raises InvalidArtifactPath or the path
+round-trips: the key lands under the run's prefix and nowhere else, artifact_tree lists
+exactly it, and download_artifacts gives back the same bytes. On every store of
+`mlflow_store` (the embedded SQLite + mlruns/, the direct S3 stacks) and on the proxied stack.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+import time
+import unicodedata
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import mlflow
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from stack import COMPOSE_FILE, PROXIED_FILE, clean_env
+
+from common.artifact_paths import InvalidArtifactPath, checked_file, checked_folder
+from common.mlflow_env import artifact_tree
+
+# --- Candidate paths --------------------------------------------------------------------
+
+# Paths built from names of characters a path may hold (letters, marks and digits of any
+# script, spaces and signs), so that about half are accepted; a third of them get one odd
+# piece inserted anywhere: any short string (st.text() gives every code point but lone
+# surrogates, which no file name can hold), '/', '.', '..', a backslash, a drive, NUL, the
+# prefix MLflow's local store keeps for its own temporary files.
+NAME_CHARACTER = st.one_of(st.characters(categories=["L", "M", "N"]), st.sampled_from(" ._-()+,=@"))
+NAME = st.text(NAME_CHARACTER, min_size=1, max_size=10)
+# Names of 1- to 4-byte characters, on both sides of the 200-byte limit.
+LONG_NAME = st.builds(
+    lambda char, size: char * (size // len(char.encode())),
+    st.sampled_from(["a", "é", "图", "𝔸"]),
+    st.integers(150, 250),
+)
+FOLDER = st.lists(st.one_of(NAME, NAME, NAME, LONG_NAME), min_size=1, max_size=4).map("/".join)
+EXTENSION = st.sampled_from([".txt", ".json", ".md", ".tar.gz"])
+ODD = st.one_of(
+    st.text(max_size=4), st.sampled_from(["", "/", "//", ".", "..", " ", "\\", "C:", "\x00", ".artifact.uploading."])
+)
+
+
+def with_odd_pieces(paths):
+    def insert(path, index, odd):
+        return path[:index] + odd + path[index:]
+
+    return st.one_of(paths, paths, st.builds(insert, paths, st.integers(0, 40), ODD))
+
+
+file_candidates = with_odd_pieces(st.builds(lambda folder, extension: folder + extension, FOLDER, EXTENSION))
+folder_candidates = with_odd_pieces(st.builds(lambda folder, end: folder + end, FOLDER, st.sampled_from(["", "", "/"])))
+
+
+def accepted(check, candidate: str) -> str | None:
+    """What `check` returns, or None when it refuses the path (with the error:/fix: message)."""
+    try:
+        path = check(candidate)
+    except InvalidArtifactPath as refused:
+        assert str(refused).startswith("error: ") and "\nfix: " in str(refused)
+        event("refused")  # shown by pytest --hypothesis-show-statistics
+        return None
+    event("accepted")
+    return path
+
+
+# --- Without a store: more examples, rules checked independently of the module -----------
+
+
+def looks_safe(path: str) -> bool:
+    """The allow-list, said another way: what no store should mangle."""
+    names = path.split("/")
+    return (
+        posixpath.normpath(path) == path  # no empty, '.' or '..' names, no trailing '/'
+        and not PurePosixPath(path).is_absolute()
+        and PureWindowsPath(path).parts == PurePosixPath(path).parts  # no '\' and no drive
+        and not any(unicodedata.category(c).startswith(("C", "Z")) and c != " " for c in path)
+        and all(name == name.strip(". ") for name in names)
+        and all(len(name.encode()) <= 200 for name in names)
+    )
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(candidate=st.one_of(file_candidates, st.text(max_size=40)))
+def test_checked_file_accepts_only_safe_paths(candidate):
+    path = accepted(checked_file, candidate)
+    if path is not None:
+        assert path == candidate and looks_safe(path)
+        assert "." in path.rsplit("/", 1)[-1] and len(path.encode()) <= 900
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(candidate=st.one_of(folder_candidates, st.text(max_size=40)))
+def test_checked_folder_accepts_only_safe_paths(candidate):
+    path = accepted(checked_folder, candidate)
+    if path is not None:
+        assert path == candidate.removesuffix("/") and looks_safe(path)
+        # Room for '/' and a 200-byte file name under the 900 bytes of a whole path.
+        assert len(path.encode()) <= 900 - 201
+        assert checked_folder(path) == path  # what it returns passes again, unchanged
+
+
+# --- On real stores: fewer examples, each in a run of its own ------------------------------
+
+# An accepted example costs a run, an upload, listings and a download (0.3-1 s); 10 examples
+# for each of the 8 tests (4 stores), a third to a half of them accepted, take about 15 s.
+ON_A_STORE = settings(
+    max_examples=10, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+BODY = "round trip: é 图 \n".encode()
+
+
+class Store:
+    """One store: the experiment the tests log to, and all its keys (listed before and after an upload)."""
+
+    def __init__(self, name: str, stack=None, folder: Path | None = None):
+        self.name, self.stack, self.folder = name, stack, folder
+        self.root = "proxied/" if name == "proxied" else ""  # the proxied server's --artifacts-destination
+        self.experiment_id = mlflow.set_experiment(f"artifact-paths-{name}").experiment_id
+
+    def keys(self) -> set[str]:
+        if self.stack:
+            return set(self.stack.keys())
+        mlruns = self.folder / "mlruns"
+        return {str(p.relative_to(mlruns)) for p in mlruns.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def store(mlflow_store, request) -> Store:
+    if mlflow_store == "embedded":
+        return Store("embedded", folder=request.getfixturevalue("embedded_dir"))
+    return Store(mlflow_store, stack=request.getfixturevalue("s3_stack"))
+
+
+@pytest.fixture(scope="module")
+def proxied(stack, tmp_path_factory):
+    """A second tracking server, as docker-compose.yml + docker-compose.proxied.yml configure it."""
+    with stack.other_server(tmp_path_factory.mktemp("proxied"), (COMPOSE_FILE, PROXIED_FILE)) as seen_through_it:
+        yield seen_through_it
+
+
+@pytest.fixture
+def proxied_store(proxied, monkeypatch) -> Store:
+    """This process's MLflow client as the proxied trainer: no S3 settings at all."""
+    for name in [n for n in os.environ if n.startswith(("MLFLOW_", "AWS_"))]:
+        monkeypatch.delenv(name)
+    for name, value in clean_env(proxied.trainer_env).items():
+        if name.startswith("MLFLOW_") and name != "MLFLOW_EXPERIMENT_NAME":
+            monkeypatch.setenv(name, value)
+    # By default the client downloads straight from S3 with presigned URLs, which moto (the
+    # tests' S3 server, with key checks on) answers with a 500: stream through the server.
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+    mlflow.set_tracking_uri(proxied.tracking_uri)
+    yield Store("proxied", stack=proxied)
+    mlflow.set_tracking_uri(None)
+
+
+def round_trip(store: Store, log, stored_as) -> None:
+    """Log into a new run; exactly one new key, under the run's prefix; listed; same bytes back."""
+    client = mlflow.MlflowClient()
+    run_id = client.create_run(store.experiment_id).info.run_id
+    before = store.keys()
+    log(client, run_id)
+    assert store.keys() - before == {f"{store.root}{store.experiment_id}/{run_id}/artifacts/{stored_as}"}
+    assert artifact_tree(run_id) == [stored_as]
+    with tempfile.TemporaryDirectory() as downloads:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=stored_as, dst_path=downloads)
+        assert Path(local).read_bytes() == BODY
+
+
+def file_round_trips(store: Store, candidate: str) -> None:
+    path = accepted(checked_file, candidate)
+    if path is not None:
+        round_trip(store, lambda client, run_id: client.log_text(run_id, BODY.decode(), path), path)
+
+
+def folder_round_trips(store: Store, candidate: str) -> None:
+    folder = accepted(checked_folder, candidate)
+    if folder is not None:
+        with tempfile.TemporaryDirectory() as local:
+            payload = Path(local, "payload.bin")
+            payload.write_bytes(BODY)
+
+            def log(client, run_id):
+                client.log_artifact(run_id, str(payload), folder)
+
+            round_trip(store, log, f"{folder}/payload.bin")
+
+
+@ON_A_STORE
+@given(candidate=file_candidates)
+def test_checked_file_round_trips(store, candidate):
+    file_round_trips(store, candidate)
+
+
+@ON_A_STORE
+@given(candidate=folder_candidates)
+def test_checked_folder_round_trips(store, candidate):
+    folder_round_trips(store, candidate)
+
+
+@ON_A_STORE
+@given(candidate=file_candidates)
+def test_checked_file_round_trips_proxied(proxied_store, candidate):
+    file_round_trips(proxied_store, candidate)
+
+
+@ON_A_STORE
+@given(candidate=folder_candidates)
+def test_checked_folder_round_trips_proxied(proxied_store, candidate):
+    folder_round_trips(proxied_store, candidate)
+
+
+# --- artifact_tree ends on any tree a store can hold ----------------------------------------
+
+
+@pytest.mark.parametrize("mlflow_store", ["s3-direct"], indirect=True)
+def test_artifact_tree_ends_on_any_tree(mlflow_store, s3_stack):
+    """Keys no accepted path writes, put straight into S3: MLflow lists 'a/./x.txt' and 'b//y.txt'
+    as a folder 'a' (or 'b') inside itself, which used to recurse for minutes. (Deep trees:
+    artifact_tree is a loop; a tree deeper than Python's 1,000 frames takes too long to list here.)"""
+    client = mlflow.MlflowClient()
+    experiment_id = mlflow.set_experiment("artifact-tree").experiment_id
+    run_id = client.create_run(experiment_id).info.run_id
+    prefix = f"{experiment_id}/{run_id}/artifacts/"
+    for key in ["ok.txt", "a/./x.txt", "b//y.txt", "./z.txt", "c/../w.txt", "d/" * 5 + "deep.txt"]:
+        s3_stack.s3().put_object(Bucket=s3_stack.bucket, Key=prefix + key, Body=b"x")
+    started = time.monotonic()
+    files = artifact_tree(run_id)
+    print(f"artifact_tree: {files} in {time.monotonic() - started:.1f} s")
+    assert "ok.txt" in files and "d/" * 5 + "deep.txt" in files

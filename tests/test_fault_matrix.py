@@ -1,0 +1,352 @@
+"""The rest of the fault matrix: servers that fail mid-run, mistyped settings, read-only folders.
+
+As in test_faults.py, each fault runs the three entry points at once (the preflight
+`python -m common.mlflow_env` and both examples) with the compose trainer's environment and
+one thing broken, and checks the two-line message. A fault that needs a misbehaving server
+gets a FaultyServer on a free loopback port: a fake that answers every request the same way
+(a web page, S3's 503 SlowDown), or a proxy in front of the real tracking server or S3 server
+that passes requests through until the run has started, then fails them. The stack stays real.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import printed
+from mlflow import MlflowClient
+from stack import REPO, clean_env, compose_service
+from test_faults import MESSAGES, PREFLIGHT, SCRIPTS, assert_one_clear_message, folder_for, run_all
+
+# What a broken server answers instead of passing a request on: status, content type, body.
+ANSWERS = {
+    "web page": (200, "text/html", b"<!doctype html><html><body><h1>It works!</h1></body></html>"),
+    "500": (500, "text/html", b"<html><body><h1>500 Internal Server Error</h1></body></html>"),
+    "503 SlowDown": (
+        503,
+        "application/xml",
+        b"<?xml version='1.0' encoding='UTF-8'?>"
+        b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+    ),
+}
+
+
+class FaultyServer:
+    """An HTTP server on a free loopback port: a fake (no `target`) or a proxy in front of `target`.
+
+    Once armed, the requests whose method is in `methods` (all, by default) get `fault`: an
+    answer from ANSWERS, or "drop" (the connection closes without an answer). `armed_by` arms
+    it after a request whose path contains it has passed (None: armed from the start);
+    heal() makes it a plain proxy again. The Host header is the target's, as if the client
+    had called it directly; `keep_host` keeps the client's (S3 signs it).
+    """
+
+    def __init__(self, fault, target=None, armed_by=None, methods=None, keep_host=False):
+        self.armed, self.armed_by = armed_by is None, armed_by
+        upstream = urlsplit(target).netloc if target else None
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def serve(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if upstream is None or (proxy.armed and (methods is None or self.command in methods)):
+                    return self.fail()
+                headers = dict(self.headers.items())
+                if not keep_host:
+                    headers["Host"] = upstream
+                connection = http.client.HTTPConnection(upstream, timeout=60)
+                try:
+                    connection.request(self.command, self.path, body=body, headers=headers)
+                    answer = connection.getresponse()
+                    self.answer(answer.status, answer.getheaders(), answer.read())
+                finally:
+                    connection.close()
+                if proxy.armed_by and proxy.armed_by in self.path:
+                    proxy.armed = True
+
+            def fail(self):
+                if fault == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                status, content_type, content = ANSWERS[fault]
+                self.answer(status, [("Content-Type", content_type)], content)
+
+            def answer(self, status, headers, content):
+                self.send_response_only(status)
+                for name, value in headers:
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(content)
+
+            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = serve
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def heal(self):
+        self.armed, self.armed_by = False, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run_id_in(result, state):
+    """The run id the message names as `state` ('stays RUNNING' or 'is marked FAILED')."""
+    return re.search(rf"run ([0-9a-f]{{32}}) {state}", result.stderr).group(1)
+
+
+# --- settings a learner can mistype ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("uri", ["http://", "htp:/x", "folder"])
+def test_mistyped_tracking_uri(uri, trainer_env, tmp_path):
+    if uri == "folder":  # a bare absolute path, as if MLFLOW_TRACKING_URI could name the mlruns folder
+        uri = str(tmp_path / "runs")
+        fault, phrases = "folder as tracking uri", [f"MLFLOW_TRACKING_URI=sqlite:///{uri}/mlflow.db"]
+    else:
+        fault, phrases = "bad tracking uri", [f"MLFLOW_TRACKING_URI={uri!r}"]
+    for result, seconds in run_all(dict(trainer_env, MLFLOW_TRACKING_URI=uri), tmp_path).values():
+        assert_one_clear_message(result, seconds, fault, *phrases)
+
+
+def test_web_page_where_the_tracking_server_should_be(trainer_env, tmp_path):
+    with FaultyServer("web page") as web_server:  # a web server on the port, not MLflow
+        results = run_all(dict(trainer_env, MLFLOW_TRACKING_URI=web_server.url), tmp_path)
+    for result, seconds in results.values():
+        assert_one_clear_message(result, seconds, "not mlflow", web_server.url, "text/html")
+
+
+def test_experiment_name_too_long(trainer_env, tmp_path):
+    for result, seconds in run_all(dict(trainer_env, MLFLOW_EXPERIMENT_NAME="x" * 501), tmp_path).values():
+        assert_one_clear_message(result, seconds, "long experiment name", "NAME is 501", "at most 500")
+
+
+# --- servers that fail ------------------------------------------------------------------------
+
+
+def test_s3_answers_503_to_everything(trainer_env, tmp_path):
+    with FaultyServer("503 SlowDown") as s3:
+        results = run_all(dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=s3.url), tmp_path)
+    for result, seconds in results.values():
+        assert_one_clear_message(result, seconds, "s3 failing", f"S3 at {s3.url} answered 503 SlowDown")
+
+
+@pytest.mark.parametrize("fault, message", [("500", "server error"), ("drop", "server closed")])
+def test_tracking_server_fails_mid_run(fault, message, stack, trainer_env, tmp_path):
+    """The run has started when the server fails: it stays RUNNING, and the message says how to
+    close it. Run as said once the server is back, that command marks it FAILED."""
+    # Each its own proxy: the preflight's fails after the check, the examples' once the run exists.
+    entries = {PREFLIGHT: "experiments/search", **{script: "runs/create" for script in SCRIPTS}}
+    proxies = {entry: FaultyServer(fault, stack.tracking_uri, armed_by=armed_by) for entry, armed_by in entries.items()}
+    try:
+        envs = {entry: dict(trainer_env, MLFLOW_TRACKING_URI=proxy.url) for entry, proxy in proxies.items()}
+        results = run_all(None, tmp_path, env_of=envs)
+        client = MlflowClient(stack.tracking_uri)
+        for entry, (result, seconds) in results.items():
+            assert_one_clear_message(result, seconds, message, proxies[entry].url)
+            if entry == PREFLIGHT:
+                assert "RUNNING" not in result.stderr  # no run started
+                continue
+            error, fix = MESSAGES["run left running"]
+            assert error in result.stderr.splitlines()[-2] and fix in result.stderr.splitlines()[-1]
+            run_id = run_id_in(result, "stays RUNNING")
+            assert client.get_run(run_id).info.status == "RUNNING"  # the message is true
+            # The server is back: the command in the message closes the run.
+            proxies[entry].heal()
+            command = shlex.split(result.stderr.split("mark that run FAILED: ")[1])
+            assert command[:2] == ["python", "-c"]
+            subprocess.run([sys.executable, *command[1:]], env=trainer_env, cwd=tmp_path, check=True, timeout=60)
+            assert client.get_run(run_id).info.status == "FAILED"
+    finally:
+        for proxy in proxies.values():
+            proxy.__exit__()
+
+
+@pytest.mark.parametrize("fault, message", [("503 SlowDown", "s3 failing"), ("drop", "s3 closed")])
+def test_s3_fails_mid_run(fault, message, stack, trainer_env, tmp_path):
+    """S3 lists (the preflight passes) but fails every upload: the run is marked FAILED."""
+    with FaultyServer(fault, stack.s3_endpoint, methods={"PUT"}, keep_host=True) as s3:
+        results = run_all(dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=s3.url), tmp_path)
+    preflight, _ = results.pop(PREFLIGHT)
+    assert preflight.returncode == 0 and printed(preflight.stdout, "ready") == "yes", preflight.stderr
+    for result, seconds in results.values():
+        assert_one_clear_message(result, seconds, message, s3.url)
+        run_id = run_id_in(result, "is marked FAILED")
+        assert MlflowClient(stack.tracking_uri).get_run(run_id).info.status == "FAILED"
+
+
+def test_a_key_s3_refuses_is_not_called_a_missing_bucket(stack, trainer_env, tmp_path):
+    """S3 (moto here) answers 404 to a key with a newline: the key, not the bucket, is wrong.
+    The examples' path checks refuse such a path first, so this logs it with MLflow directly."""
+    log_a_newline = (
+        "import mlflow\n"
+        "from common.checks import exit_on_error\n"
+        "with exit_on_error():\n"
+        "    mlflow.set_experiment('fault-matrix')\n"
+        "    with mlflow.start_run():\n"
+        "        mlflow.log_text('x', artifact_file='reports/notes\\n.md')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", log_a_newline],
+        cwd=tmp_path,
+        env=dict(trainer_env, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_one_clear_message(result, 0, "s3 key refused", "reports/notes\\n.md")
+    assert "does not exist" not in "".join(result.stderr.splitlines()[-2:])
+    assert MlflowClient(stack.tracking_uri).get_run(run_id_in(result, "is marked FAILED")).info.status == "FAILED"
+
+
+# --- this machine -----------------------------------------------------------------------------
+
+
+def read_only(*folders) -> list[str]:
+    """A command prefix that runs a command with `folders` read-only, as on a read-only disk.
+
+    Root may write anywhere its permissions say no, so the folders are mounted read-only in a
+    mount namespace of the command's own (unshare); without root, their permissions do it.
+    """
+    if os.geteuid() != 0:
+        for folder in folders:
+            folder.chmod(0o555)
+        return []
+    if subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a read-only mount here (unshare --mount is not allowed)")
+    mounts = " && ".join(f"mount --bind -o ro {shlex.quote(str(f))} {shlex.quote(str(f))}" for f in folders)
+    return ["unshare", "--mount", "sh", "-c", f'{mounts} && exec "$@"', "sh"]
+
+
+def test_read_only_working_folder_on_the_embedded_default(tmp_path):
+    """No MLFLOW_TRACKING_URI: MLflow would create mlflow.db here, and retry for minutes."""
+    folders = [folder_for(tmp_path, entry) for entry in (PREFLIGHT, *SCRIPTS)]
+    results = run_all(clean_env({}), tmp_path, prefix=read_only(*folders))
+    for result, seconds in results.values():
+        assert_one_clear_message(result, seconds, "folder read-only", "mlflow.db", "Read-only file system")
+
+
+def test_no_writable_temp_folder(trainer_env, tmp_path):
+    """log_text and friends write a temporary file first: TMPDIR, /tmp, /var/tmp and the
+    working folder are all read-only (Python's list of places to try)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: /tmp can only be made read-only with a mount")
+    folders = [folder_for(tmp_path, entry) for entry in (PREFLIGHT, *SCRIPTS)]
+    places = [path for path in ("/tmp", "/var/tmp", "/usr/tmp") if os.path.isdir(path)]
+    prefix = read_only(*map(Path, places), tmp_path, *folders)
+    for result, seconds in run_all(dict(trainer_env, TMPDIR=str(tmp_path)), tmp_path, prefix=prefix).values():
+        assert_one_clear_message(result, seconds, "no temp folder")
+
+
+# --- the handler itself -------------------------------------------------------------------------
+
+# Raised inside exit_on_error, one after the other, in a process of its own.
+RAISE_EACH = """
+import contextlib, io, json, sys
+import botocore.exceptions, mlflow, requests
+from common.checks import exit_on_error
+
+errors = {
+    "requests, response None": requests.exceptions.InvalidURL("No host supplied"),
+    "S3 code nobody knows": botocore.exceptions.ClientError(
+        {"Error": {"Code": "Teapot", "Message": "I am a teapot"}, "ResponseMetadata": {"HTTPStatusCode": 418}},
+        "PutObject",
+    ),
+    "S3 without a response": botocore.exceptions.ClientError({}, "PutObject"),
+    "MLflow, two lines": mlflow.MlflowException("first line\\nsecond line"),
+    "the OS": PermissionError(13, "Permission denied", "/some/file"),
+    "a bug in our code": KeyError("oops"),
+}
+outcome = {}
+for name, error in errors.items():
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), exit_on_error():
+            raise error
+    except SystemExit as exit:
+        outcome[name] = [exit.code, stderr.getvalue()]
+    except Exception as kept:
+        outcome[name] = ["raised", type(kept).__name__]
+print(json.dumps(outcome))
+"""
+
+
+def test_exit_on_error_never_crashes(tmp_path):
+    """A set-up problem of any shape gets its two lines; only a bug in our code keeps its traceback."""
+    result = subprocess.run(
+        [sys.executable, "-c", RAISE_EACH],
+        cwd=tmp_path,
+        env=clean_env({"PYTHONPATH": str(REPO)}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome.pop("a bug in our code") == ["raised", "KeyError"]
+    for name, (code, stderr) in outcome.items():
+        lines = stderr.strip().splitlines()
+        assert code == 1 and [line.split(":")[0] for line in lines] == ["error", "fix"], (name, stderr)
+    assert "answered 418 Teapot to PutObject: I am a teapot" in outcome["S3 code nobody knows"][1]
+    assert "first line second line" in outcome["MLflow, two lines"][1]
+
+
+# --- MLflow's telemetry -----------------------------------------------------------------------
+
+TELEMETRY_PROBE = """
+import os, threading, mlflow
+mlflow.set_experiment("fault-matrix")
+with mlflow.start_run():  # MLflow's first telemetry record: its threads would start now
+    print(sorted(t.name for t in threading.enumerate() if "Telemetry" in t.name))
+    print("_MLFLOW_TELEMETRY_SESSION_ID" in os.environ)
+"""
+
+
+# What MLflow 3.17 also reads as "do not track" (mlflow/telemetry/utils.py): pytest's own
+# variable, CI runners'. Removed, so that only MLFLOW_DISABLE_TELEMETRY decides.
+NOT_TRACKING_HINTS = (
+    "PYTEST_CURRENT_TEST", "CI", "GITHUB_ACTIONS", "GITLAB_CI", "CIRCLECI", "JENKINS_URL", "TRAVIS", "TF_BUILD",
+    "BUILDKITE", "TEAMCITY_VERSION", "BITBUCKET_BUILD_NUMBER", "CODEBUILD_BUILD_ARN", "CLOUD_RUN_EXECUTION",
+    "RUNBOT_HOST_URL", "RUNBOT_BUILD_NAME", "RUNBOT_WORKER_ID", "DO_NOT_TRACK",
+)  # fmt: skip
+
+
+def test_mlflow_telemetry_is_off_in_the_stack(trainer_env, tmp_path):
+    """MLflow 3.17's telemetry thread deletes an environment variable while requests reads the
+    environment, which fails an MLflow call now and then (KeyError '_MLFLOW_TELEMETRY_SESSION_ID').
+    The compose services and the tests switch it off."""
+    for service in ("mlflow", "trainer"):
+        assert compose_service(service)["environment"]["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    # (Not probed with telemetry on: that would send usage data out of this machine.)
+    env = {k: v for k, v in trainer_env.items() if k not in NOT_TRACKING_HINTS}
+    probe = subprocess.run(
+        [sys.executable, "-c", TELEMETRY_PROBE], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert probe.stdout.splitlines()[:2] == ["[]", "False"], probe.stdout + probe.stderr
