@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/artifact_logging.py
 
-starts the same local stack the tests use (PostgreSQL database, moto's S3 server, and
+starts the same local stack the tests use (PostgreSQL database, an S3 server, and
 `mlflow server` as docker-compose.yml configures it; PostgreSQL on 127.0.0.1:5432 or
-TEST_POSTGRES_URL), measures, prints a Markdown table, and stops the stack. Against the
-compose stack instead (keys of the bucket-only user, as in .env.example):
+TEST_POSTGRES_URL), measures, prints a Markdown table, and stops the stack. `--s3 seaweedfs`
+runs SeaweedFS (docker-compose.seaweedfs.yml) instead of moto, and also prints the S3
+server's own peak memory. Against the compose stack instead (keys of the bucket-only user,
+as in .env.example):
 
     AWS_ACCESS_KEY_ID=mlflow-artifacts AWS_SECRET_ACCESS_KEY=mlflow-artifacts-dev-secret \\
     .venv/bin/python benchmarks/artifact_logging.py \\
@@ -16,7 +18,9 @@ The time is that of the logging call only; the payload is made before it.
 
 On the local stack a second table shows which MLflow settings change `log_artifact` of the
 largest size: the multipart chunk size in direct mode, and proxied mode (docker-compose.proxied.yml,
-a second tracking server beside the first) with and without MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD.
+a second tracking server beside the first) with and without MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD,
+which applies from MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE (500 MiB) up: the last row lowers
+that to 100 MiB, so the client uploads the parts itself through presigned URLs.
 "S3 parts" is the number of parts the stored object was uploaded in (from its ETag).
 """
 
@@ -44,6 +48,11 @@ SETTINGS = [
     ("direct", "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE=5242880", {"MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(5 << 20)}),
     ("proxied", "defaults", {}),
     ("proxied", "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true", {"MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true"}),
+    (
+        "proxied",
+        "the same, and MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE=104857600",
+        {"MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true", "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(100 << 20)},
+    ),
 ]
 
 
@@ -87,18 +96,17 @@ def measure(method: str, size: int) -> dict:
     return {"seconds": seconds, "peak_rss_mb": peak_mb, "baseline_rss_mb": baseline_mb, "artifact_uri": artifact_uri}
 
 
-def run_case(method: str, size_name: str, env: dict[str, str], repeat: int) -> dict:
-    """The median of `repeat` fresh processes."""
+def run_case(method: str, size_name: str, env: dict[str, str], repeat: int) -> dict | None:
+    """The median of `repeat` fresh processes; None if the case fails (its error is printed)."""
     results = []
     for _ in range(repeat):
-        out = subprocess.run(
-            [sys.executable, __file__, "--case", method, size_name],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
+        done = subprocess.run(
+            [sys.executable, __file__, "--case", method, size_name], env=env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            print(f"({method}, {size_name}: failed: {done.stderr.strip().splitlines()[-1]})", file=sys.stderr)
+            return None
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     median = {key: statistics.median(r[key] for r in results) for key in results[0] if key != "artifact_uri"}
     return dict(median, artifact_uri=results[-1]["artifact_uri"])
 
@@ -123,6 +131,9 @@ def report(env: dict[str, str], sizes: list[str], repeat: int, where: str) -> No
     for size_name in sizes:
         for method in METHODS:
             result = run_case(method, size_name, env, repeat)
+            if result is None:
+                print(f"| {size_name} | {method} | failed | | |", flush=True)
+                continue
             table[size_name, method] = result
             mib_s = SIZES[size_name] / 2**20 / result["seconds"]
             print(
@@ -131,7 +142,7 @@ def report(env: dict[str, str], sizes: list[str], repeat: int, where: str) -> No
             )
     baseline = statistics.median(r["baseline_rss_mb"] for r in table.values())
     print(f"\nPeak RSS includes about {baseline:.0f} MB for Python with mlflow and boto3 imported.")
-    if "256MiB" in sizes:
+    if ("256MiB", "log_artifact") in table and ("256MiB", "boto3 upload_file") in table:
         floor = table["256MiB", "boto3 upload_file"]["seconds"]
         artifact = table["256MiB", "log_artifact"]
         print(
@@ -161,6 +172,9 @@ def report_settings(stack, proxied, size_name: str, repeat: int) -> None:
         env = dict(clean_env((stack if mode == "direct" else proxied).trainer_env), **extra)
         env["BENCHMARK_EXPERIMENT"] = f"benchmark-{mode}"
         result = run_case("log_artifact", size_name, env, repeat)
+        if result is None:
+            print(f"| {mode} | {setting} | failed | | |", flush=True)
+            continue
         parts = s3_parts(stack, result["artifact_uri"], destination)
         print(f"| {mode} | {setting} | {result['seconds']:.3f} | {result['peak_rss_mb']:.0f} | {parts} |", flush=True)
 
@@ -169,6 +183,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tracking-uri", help="a running tracking server (default: start a local stack)")
     parser.add_argument("--s3-endpoint", help="its S3 endpoint, with --tracking-uri")
+    parser.add_argument("--s3", choices=["moto", "seaweedfs"], default="moto", help="the S3 server of the local stack")
     parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
     parser.add_argument("--repeat", type=int, default=1, help="processes per case; the median is shown")
     parser.add_argument("--case", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
@@ -185,11 +200,15 @@ def main() -> None:
     from stack import COMPOSE_FILE, PROXIED_FILE, clean_env, local_stack
 
     admin_url = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    with tempfile.TemporaryDirectory() as workdir, local_stack(Path(workdir), admin_url) as stack:
-        where = "local: mlflow server from docker-compose.yml + PostgreSQL + moto S3 server, on loopback"
+    with tempfile.TemporaryDirectory() as workdir, local_stack(Path(workdir), admin_url, args.s3) as stack:
+        where = f"local: mlflow server from the compose files + PostgreSQL + {args.s3} S3 server, on loopback"
         report(clean_env(stack.trainer_env), args.sizes, args.repeat, where)
         with stack.other_server(Path(workdir), (COMPOSE_FILE, PROXIED_FILE)) as proxied:
             report_settings(stack, proxied, args.sizes[-1], args.repeat)
+        # The S3 server's own high-water mark (VmHWM), for the memory it needs beside the client.
+        status = Path(f"/proc/{stack.s3_server.process.popen.pid}/status").read_text()
+        peak_kb = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+        print(f"\nPeak RSS of the {args.s3} S3 server process: {peak_kb / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

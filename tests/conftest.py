@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import mlflow
 import pytest
 from stack import (
@@ -55,17 +56,28 @@ def run_script(script: str, cwd: Path, env: dict[str, str], args: list[str] = ()
     )
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    """The compose stack as local processes, once per test session (see tests/stack.py)."""
+def _local_stack(s3: str, tmp_path_factory):
     problem = postgres_problem(POSTGRES_ADMIN_URL)
     if problem:
         service_missing(
             f"PostgreSQL does not answer at {POSTGRES_ADMIN_URL}: {problem}. "
             "Start PostgreSQL, or set TEST_POSTGRES_URL to an admin connection URL."
         )
-    with local_stack(tmp_path_factory.mktemp("stack"), POSTGRES_ADMIN_URL) as running:
+    with local_stack(tmp_path_factory.mktemp(f"stack-{s3}"), POSTGRES_ADMIN_URL, s3) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """The compose stack as local processes, moto standing in for MinIO; once per test
+    session (see tests/stack.py)."""
+    yield from _local_stack("moto", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_stack(tmp_path_factory):
+    """The same, with docker-compose.seaweedfs.yml on top: SeaweedFS instead of MinIO."""
+    yield from _local_stack("seaweedfs", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
@@ -79,13 +91,34 @@ def printed(stdout: str, label: str) -> str:
     return re.search(rf"^{label}\s*: (.+)$", stdout, re.MULTILINE).group(1)
 
 
+def expected_output(readme: Path, intro: str) -> str:
+    """The ```text block that follows the README paragraph starting with `intro`."""
+    after = readme.read_text().split(intro, 1)[1]
+    return re.search(r"```text\n(.*?)```", after, re.DOTALL).group(1)
+
+
+def same_form(output: str, replacements: dict[str, str] | None = None) -> str:
+    """Output with what changes from run to run made alike: run ids, experiment ids, log times;
+    and each key of `replacements` (a folder, a local address) written as its value."""
+    for real, shown in (replacements or {}).items():
+        output = output.replace(real, shown)
+    output = re.sub(r"\b[0-9a-f]{32}\b", "<run id>", output)
+    output = re.sub(r"(\(id |mlruns/|mlflow-artifacts/|experiments/)\d+", r"\1<id>", output)
+    return re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ", "<time> ", output, flags=re.MULTILINE)
+
+
 @pytest.fixture(scope="session")
-def stack_run(stack, trainer_env, tmp_path_factory):
+def stack_run(stack, tmp_path_factory):
     """examples/02_artifacts/run.py, run once with the compose trainer's environment."""
-    result = run_script("examples/02_artifacts/run.py", cwd=tmp_path_factory.mktemp("trainer"), env=trainer_env)
+    return trainer_run(stack, tmp_path_factory.mktemp("trainer"))
+
+
+def trainer_run(stack, workdir: Path):
+    """examples/02_artifacts/run.py in the trainer of `stack` (a Stack, or one seen through
+    another server): the run it made, and what it printed."""
+    result = run_script("examples/02_artifacts/run.py", cwd=workdir, env=clean_env(stack.trainer_env))
     assert result.returncode == 0, result.stderr
-    run = mlflow.MlflowClient(stack.tracking_uri).get_run(printed(result.stdout, "run id"))
-    return run, result.stdout
+    return mlflow.MlflowClient(stack.tracking_uri).get_run(printed(result.stdout, "run id")), result.stdout
 
 
 @pytest.fixture(scope="session")
@@ -94,9 +127,15 @@ def embedded_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("embedded")
 
 
-@pytest.fixture(params=["embedded", "s3-direct"])
+# The stores a claim is checked on: MLflow's embedded default, and the compose stack in
+# direct mode with each S3 server (moto standing in for MinIO; SeaweedFS).
+STORES = ["embedded", "s3-direct", "s3-seaweedfs"]
+S3_STACKS = {"s3-direct": "stack", "s3-seaweedfs": "seaweedfs_stack"}
+
+
+@pytest.fixture(params=STORES)
 def mlflow_store(request, monkeypatch):
-    """Point this process's MLflow client at the embedded store or at the compose stack.
+    """Point this process's MLflow client at the embedded store or at a compose stack.
 
     The S3 settings are the trainer's, put into this process's environment, where
     boto3 reads them. Yields the store's name.
@@ -106,10 +145,13 @@ def mlflow_store(request, monkeypatch):
         monkeypatch.chdir(folder)  # the embedded default's artifacts go to ./mlruns
         mlflow.set_tracking_uri(f"sqlite:///{folder}/mlflow.db")
     else:
-        stack = request.getfixturevalue("stack")
+        stack = request.getfixturevalue(S3_STACKS[request.param])
         for name, value in clean_env(stack.trainer_env).items():
             if name.startswith(("MLFLOW_", "AWS_")):
                 monkeypatch.setenv(name, value)
+        # boto3's default session reads the AWS_* keys once, at its first client; the two
+        # S3 servers have different keys, so start a new session that reads these.
+        boto3.setup_default_session()
         mlflow.set_tracking_uri(stack.tracking_uri)
     try:
         yield request.param
@@ -117,3 +159,9 @@ def mlflow_store(request, monkeypatch):
         while mlflow.active_run():
             mlflow.end_run()
         mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def s3_stack(mlflow_store, request):
+    """The compose stack behind an S3 `mlflow_store`."""
+    return request.getfixturevalue(S3_STACKS[mlflow_store])

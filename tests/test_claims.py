@@ -1,8 +1,8 @@
 """Every behaviour examples/02_artifacts/README.md states, shown on real stores.
 
-Most tests run twice: on MLflow's embedded default (SQLite + ./mlruns) and on the
-compose stack (tracking server + PostgreSQL + S3, direct uploads). Test names say
-the claim; the README's sections name the tests.
+Most tests run three times: on MLflow's embedded default (SQLite + ./mlruns) and on the
+compose stack (tracking server + PostgreSQL + S3, direct uploads) with each S3 server,
+moto and SeaweedFS. Test names say the claim; the README's sections name the tests.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -22,9 +23,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from boto3.exceptions import S3UploadFailedError
 from mlflow.exceptions import MlflowException
 from PIL import Image
-from stack import s3_server_client, start_s3_server
+from conftest import S3_STACKS
+from stack import (
+    REPO,
+    argument,
+    clean_env,
+    compose_environment,
+    map_hosts,
+    s3_server_client,
+    start_s3_server,
+    with_key,
+    with_keys,
+)
 
 from common.mlflow_env import artifact_tree
 
@@ -77,9 +90,13 @@ def test_log_artifact_same_path_overwrites(run, tmp_path):
     assert text_of(run, "reports/report.txt") == "second"
 
 
-def test_backslash_is_part_of_the_file_name(run):
+def test_backslash_is_no_folder_separator_for_mlflow(run, mlflow_store):
+    """MLflow passes a backslash on as it is; the store decides what it means."""
     mlflow.log_text("x", artifact_file="reports\\notes.md")
-    assert artifacts(run.info.run_id) == ["reports\\notes.md"]
+    if mlflow_store == "s3-seaweedfs":
+        assert artifacts(run.info.run_id) == ["reports/notes.md"]  # SeaweedFS makes it a folder
+    else:
+        assert artifacts(run.info.run_id) == ["reports\\notes.md"]  # one file, a backslash in its name
 
 
 def test_intermediate_folders_are_created(run):
@@ -96,6 +113,25 @@ def test_log_table_same_path_appends_rows(run):
     table = json.loads(text_of(run, "tables/metrics.json"))
     assert table["columns"] == ["epoch", "loss"]
     assert table["data"] == [[1, 0.9], [2, 0.5]]
+
+
+def test_log_table_appends_with_the_union_of_the_columns(run):
+    """New columns are added, missing values become null, and integers become floats."""
+    mlflow.log_table(pd.DataFrame({"epoch": [1]}), artifact_file="tables/mixed.json")
+    mlflow.log_table(pd.DataFrame({"loss": [0.5]}), artifact_file="tables/mixed.json")
+    assert json.loads(text_of(run, "tables/mixed.json")) == {
+        "columns": ["epoch", "loss"],
+        "data": [[1.0, None], [None, 0.5]],
+    }
+
+
+def test_log_table_compares_paths_as_written(run):
+    """Whether a table exists is decided on the path as written: './tables/t.json' is not
+    'tables/t.json' to log_table, so it does not append; the store then writes the same file."""
+    mlflow.log_table(pd.DataFrame({"epoch": [1]}), artifact_file="tables/t.json")
+    mlflow.log_table(pd.DataFrame({"epoch": [2]}), artifact_file="./tables/t.json")
+    assert json.loads(text_of(run, "tables/t.json"))["data"] == [[2]]  # replaced, not appended to
+    assert artifacts(run.info.run_id) == ["tables/t.json"]
 
 
 def test_log_table_needs_json_or_parquet(run):
@@ -119,6 +155,11 @@ def test_log_dict_picks_json_or_yaml_from_the_extension(run):
     assert yaml.safe_load(text_of(run, "configs/train.yaml")) == {"lr": 0.001}
     with pytest.raises(json.JSONDecodeError):
         json.loads(text_of(run, "configs/train.yaml"))
+    # .yml is YAML too; any other extension gets JSON.
+    mlflow.log_dict({"lr": 0.001}, artifact_file="configs/train.yml")
+    mlflow.log_dict({"lr": 0.001}, artifact_file="configs/train.txt")
+    assert text_of(run, "configs/train.yml") == "lr: 0.001\n"
+    assert json.loads(text_of(run, "configs/train.txt")) == {"lr": 0.001}
 
 
 def test_log_image_takes_a_numpy_array_or_a_pil_image(run):
@@ -128,6 +169,49 @@ def test_log_image_takes_a_numpy_array_or_a_pil_image(run):
     for name in ("from_numpy", "from_pil"):
         image = mlflow.artifacts.load_image(f"runs:/{run.info.run_id}/images/{name}.png")
         np.testing.assert_array_equal(np.asarray(image), array)
+
+
+def test_log_image_takes_grey_rgba_and_float_arrays(run):
+    """H x W and H x W x 1 become greyscale, H x W x 4 keeps its alpha, floats in [0, 1] are scaled to 0-255."""
+    shapes = {"grey": (4, 4), "grey1": (4, 4, 1), "rgba": (4, 4, 4)}
+    for name, shape in shapes.items():
+        mlflow.log_image(np.full(shape, 200, dtype=np.uint8), artifact_file=f"images/{name}.png")
+    mlflow.log_image(np.full((4, 4, 3), 0.5), artifact_file="images/float.png")
+    load = lambda name: mlflow.artifacts.load_image(f"runs:/{run.info.run_id}/images/{name}.png")  # noqa: E731
+    assert [load(name).mode for name in ("grey", "grey1", "rgba", "float")] == ["L", "L", "RGBA", "RGB"]
+    assert np.asarray(load("float")).max() == 127
+
+
+# --- getting files back into Python ---------------------------------------------------------
+
+
+def test_load_functions_read_artifacts_back(run):
+    """The counterparts of the log_* functions, on a runs:/ URI."""
+    mlflow.log_text("# Notes", artifact_file="reports/notes.md")
+    mlflow.log_dict({"lr": 0.001}, artifact_file="configs/train.json")
+    mlflow.log_image(np.zeros((4, 4, 3), dtype=np.uint8), artifact_file="images/black.png")
+    uri = f"runs:/{run.info.run_id}"
+    assert mlflow.artifacts.load_text(f"{uri}/reports/notes.md") == "# Notes"
+    assert mlflow.artifacts.load_dict(f"{uri}/configs/train.json") == {"lr": 0.001}
+    assert mlflow.artifacts.load_image(f"{uri}/images/black.png").size == (4, 4)
+
+
+def test_load_dict_reads_json_only(run):
+    """log_dict writes YAML for .yaml, but load_dict cannot read it back (MLflow 3.17.2)."""
+    mlflow.log_dict({"lr": 0.001}, artifact_file="configs/train.yaml")
+    with pytest.raises(MlflowException, match="Unable to form a JSON object"):
+        mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/configs/train.yaml")
+    assert yaml.safe_load(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/configs/train.yaml")) == {"lr": 0.001}
+
+
+def test_load_table_reads_one_table_across_runs(run):
+    """mlflow.load_table joins the same table file of several runs; extra_columns says which row came from where."""
+    mlflow.log_table(pd.DataFrame({"epoch": [1], "loss": [0.9]}), artifact_file="tables/metrics.json")
+    with mlflow.start_run(nested=True) as second:
+        mlflow.log_table(pd.DataFrame({"epoch": [1], "loss": [0.7]}), artifact_file="tables/metrics.json")
+    both = mlflow.load_table("tables/metrics.json", run_ids=[run.info.run_id, second.info.run_id], extra_columns=["run_id"])
+    assert len(both) == 2
+    assert dict(zip(both["run_id"], both["loss"].round(6))) == {run.info.run_id: 0.9, second.info.run_id: 0.7}
 
 
 # --- "artifact_path": a folder; the name comes from the local file ---------------------------
@@ -283,7 +367,7 @@ def test_direct_s3_client_without_endpoint_would_go_to_amazon(stack, trainer_env
 
 
 EMBEDDED_ONLY = pytest.mark.parametrize("mlflow_store", ["embedded"], indirect=True)
-S3_ONLY = pytest.mark.parametrize("mlflow_store", ["s3-direct"], indirect=True)
+S3_ONLY = pytest.mark.parametrize("mlflow_store", ["s3-direct", "s3-seaweedfs"], indirect=True)
 
 
 @EMBEDDED_ONLY
@@ -294,22 +378,32 @@ def test_bad_paths_refused_by_the_local_store(run, bad_path):
 
 
 @S3_ONLY
-def test_bad_paths_accepted_by_a_direct_s3_root(run, stack):
-    """MLflow's S3 store checks no paths: an absolute one leaves the run, `..` stays literal."""
+def test_bad_paths_on_a_direct_s3_root_are_left_to_the_s3_server(run, s3_stack):
+    """MLflow's S3 store checks no paths: it hands them to the S3 server as object keys, and
+    what happens then is the server's choice. Both servers let the absolute path leave the run."""
     prefix = f"{run.info.experiment_id}/{run.info.run_id}/artifacts"
     mlflow.log_text("absolute", artifact_file="/reports/notes.md")
-    mlflow.log_text("dots", artifact_file="../escape.txt")
-    keys = stack.keys()
-    assert "/reports/notes.md" in keys  # at the bucket root, in no run at all
-    assert f"{prefix}/../escape.txt" in keys
-    assert artifacts(run.info.run_id) == ["../escape.txt"]
+    if s3_stack.s3_server.kind == "moto":
+        mlflow.log_text("dots", artifact_file="../escape.txt")
+        keys = s3_stack.keys()
+        assert "/reports/notes.md" in keys  # at the bucket root, in no run at all
+        assert f"{prefix}/../escape.txt" in keys  # the literal `..`, inside the run's prefix
+        assert artifacts(run.info.run_id) == ["../escape.txt"]
+    else:
+        # SeaweedFS drops the leading slash, and refuses `.` and `..` segments.
+        with pytest.raises(S3UploadFailedError, match="InvalidRequest"):
+            mlflow.log_text("dots", artifact_file="../escape.txt")
+        keys = s3_stack.keys()
+        assert "reports/notes.md" in keys  # at the bucket root, in no run at all
+        assert [key for key in keys if ".." in key] == []
+        assert artifacts(run.info.run_id) == []
 
 
 # --- large files ----------------------------------------------------------------------------
 
 
 @S3_ONLY
-def test_direct_s3_uploads_ignore_the_multipart_chunk_size(run, stack, tmp_path, monkeypatch):
+def test_direct_s3_uploads_ignore_the_multipart_chunk_size(run, s3_stack, tmp_path, monkeypatch):
     """In direct mode boto3's upload_file splits a large file itself, in 8 MiB parts:
     MLflow's MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE plays no part."""
     payload = tmp_path / "payload.bin"
@@ -317,7 +411,7 @@ def test_direct_s3_uploads_ignore_the_multipart_chunk_size(run, stack, tmp_path,
     monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(5 << 20))
     mlflow.log_artifact(str(payload), artifact_path="large")
     key = f"{run.info.experiment_id}/{run.info.run_id}/artifacts/large/payload.bin"
-    etag = stack.s3().head_object(Bucket=stack.bucket, Key=key)["ETag"].strip('"')
+    etag = s3_stack.s3().head_object(Bucket=s3_stack.bucket, Key=key)["ETag"].strip('"')
     assert etag.endswith("-2")  # 12 MiB in 8 MiB parts; 5 MiB parts would have made 3
 
 
@@ -385,3 +479,74 @@ def test_log_model_artifact_path_is_deprecated(run):
     finally:
         logger.removeHandler(handler)
     assert any("`artifact_path` is deprecated. Please use `name` instead." in r.getMessage() for r in records)
+
+
+# --- cleaning up ------------------------------------------------------------------------------
+
+
+def gc_command(store: str) -> list[str]:
+    """The tutorial's `mlflow gc` line for the embedded store or the compose stack."""
+    tutorial = (REPO / "examples/02_artifacts/README.md").read_text()
+    block = tutorial.split("### (H)")[1].split("```bash\n")[1].split("```")[0]
+    lines = [line for line in block.splitlines() if "mlflow gc" in line]
+    line = next(line for line in lines if ("docker compose" in line) == (store != "embedded"))
+    words = shlex.split(line.split("#")[0])
+    start = next(i for i, word in enumerate(words) if word.endswith("mlflow") and words[i + 1 : i + 2] == ["gc"])
+    return words[start:]
+
+
+@pytest.mark.parametrize("mlflow_store", ["embedded", "s3-direct", "s3-seaweedfs"], indirect=True)
+def test_delete_run_keeps_the_files_and_gc_removes_them(run, mlflow_store, request):
+    """mlflow.delete_run only marks the run deleted; `mlflow gc`, run as the tutorial says
+    (in the compose stack: in the mlflow container, with the server's S3 key), removes the run
+    and asks the store to delete its files, but does not check the answer. SeaweedFS gives the
+    server no delete permission, and moto's batch delete refuses even a user with
+    s3:DeleteObject: there the files stay, and gc says nothing about it."""
+    mlflow.log_text("bye", artifact_file="reports/old.txt")
+    run_id = run.info.run_id
+    mlflow.end_run()
+    mlflow.delete_run(run_id)
+    assert artifacts(run_id) == ["reports/old.txt"]  # still there
+    done = run_gc(mlflow_store, request)
+    assert done.returncode == 0 and f"Run with ID {run_id} has been permanently deleted." in done.stdout, done.stderr
+    with pytest.raises(MlflowException):
+        mlflow.get_run(run_id)
+    left = artifacts_after_gc(mlflow_store, request, run)
+    assert left == ([] if mlflow_store == "embedded" else [f"{run.info.experiment_id}/{run_id}/artifacts/reports/old.txt"])
+
+
+@pytest.mark.parametrize("mlflow_store", ["s3-seaweedfs"], indirect=True)
+def test_gc_removes_the_files_with_a_key_that_may_delete(run, s3_stack, request):
+    """The same gc with the trainer's read-write key (SeaweedFS's Write covers deletes)."""
+    mlflow.log_text("bye", artifact_file="reports/old.txt")
+    mlflow.end_run()
+    mlflow.delete_run(run.info.run_id)
+    done = run_gc("s3-seaweedfs", request, key=s3_stack.artifacts_key)
+    assert done.returncode == 0, done.stderr
+    assert artifacts_after_gc("s3-seaweedfs", request, run) == []
+
+
+def run_gc(store: str, request, key: dict | None = None) -> subprocess.CompletedProcess:
+    """The tutorial's gc line, in the folder of mlflow.db or as in the mlflow container."""
+    command = gc_command(store)
+    if store == "embedded":
+        env, cwd = clean_env({}), request.getfixturevalue("embedded_dir")
+    else:
+        stack = request.getfixturevalue(S3_STACKS[store])
+        env = clean_env(with_keys(compose_environment("mlflow", stack.hosts, stack.files), stack.s3_server.keys))
+        env = with_key(env, key) if key else env
+        cwd = Path.cwd()
+        # The compose services as the tests run them: local addresses, a database of its own.
+        backend = argument(stack.server_command, "--backend-store-uri")
+        command = [backend if word.startswith("postgresql") else map_hosts(word, stack.hosts) for word in command]
+    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+    return subprocess.run([mlflow_cli, *command[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def artifacts_after_gc(store: str, request, run) -> list[str]:
+    """What is left of the run's files, looked up in the store itself (the run is gone)."""
+    if store == "embedded":
+        folder = request.getfixturevalue("embedded_dir") / "mlruns" / run.info.experiment_id / run.info.run_id
+        return [str(p) for p in folder.rglob("*") if p.is_file()]
+    stack = request.getfixturevalue(S3_STACKS[store])
+    return stack.keys(f"{run.info.experiment_id}/{run.info.run_id}/")
