@@ -18,12 +18,23 @@ Check your set-up without logging anything:
 from __future__ import annotations
 
 import os
+import re
 import sys
+from urllib.parse import urlsplit
 
 import mlflow
+import requests
 from mlflow.entities import Experiment, Run
 
-from common.checks import check_artifact_store, check_tracking_server, exit_on_error
+from common.checks import (
+    check_artifact_store,
+    check_experiment_name,
+    check_tracking_server,
+    exit_on_error,
+)
+
+# Where `mlflow ui` serves by default.
+EMBEDDED_UI_URL = "http://127.0.0.1:5000"
 
 
 def set_experiment(name: str) -> Experiment:
@@ -32,6 +43,7 @@ def set_experiment(name: str) -> Experiment:
     MLFLOW_EXPERIMENT_NAME, when set, wins over `name` (the proxied compose set-up uses it).
     """
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or name
+    check_experiment_name(name)
     version = check_tracking_server(mlflow.get_tracking_uri())
     experiment = mlflow.set_experiment(name)
     store = check_artifact_store(experiment.artifact_location)
@@ -44,36 +56,77 @@ def set_experiment(name: str) -> Experiment:
 
 def artifact_tree(run_id: str, folder: str | None = None) -> list[str]:
     """Every file of the run, as the artifact store lists it (not as we think we logged it)."""
-    files = []
-    for item in mlflow.artifacts.list_artifacts(run_id=run_id, artifact_path=folder):
-        if item.is_dir:
-            files += artifact_tree(run_id, item.path)
-        else:
+    # A loop that lists each folder once, not recursion: a store can list a folder as its
+    # own child (MLflow shows the S3 key 'a/./x' as a folder 'a' inside 'a'), and trees can be deep.
+    files, listed = [], {folder}
+    todo = list(reversed(mlflow.artifacts.list_artifacts(run_id=run_id, artifact_path=folder)))
+    while todo:
+        item = todo.pop()  # depth first, in the store's order
+        if not item.is_dir:
             files.append(item.path)
+        elif item.path not in listed:
+            listed.add(item.path)
+            todo += reversed(mlflow.artifacts.list_artifacts(run_id=run_id, artifact_path=item.path))
     return files
 
 
+def artifacts_page(experiment_id: str, run_id: str) -> str:
+    """The run's Artifacts tab, in the UI's "Model training" view.
+
+    MLflow 3.17's UI opens runs in its GenAI view by default, where a run shows up as an
+    evaluation and its Artifacts tab is several clicks away; workflowType switches the view.
+    """
+    return f"#/experiments/{experiment_id}/runs/{run_id}/artifacts?workflowType=machine_learning"
+
+
 def ui_link(run: Run) -> str:
-    """Where to look at the run in the MLflow UI."""
-    page = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    """Where to look at the run's artifacts in the MLflow UI."""
+    page = artifacts_page(run.info.experiment_id, run.info.run_id)
     tracking_uri = mlflow.get_tracking_uri()
     if tracking_uri.startswith(("http://", "https://")):
         # Inside compose the server is http://mlflow:5000, but a browser on the
         # host reaches it as http://localhost:5000: MLFLOW_UI_URL says which.
         base = os.environ.get("MLFLOW_UI_URL", tracking_uri)
         return f"{base.rstrip('/')}/{page}"
-    # Embedded default: nothing is serving the UI yet.
-    return f"start `mlflow ui` in this folder, then open http://127.0.0.1:5000/{page}"
+    # Embedded default: nothing is serving the UI yet. `mlflow ui` listens on port 5000
+    # unless told otherwise; a learner who picks another port sets MLFLOW_UI_URL to match.
+    base = os.environ.get("MLFLOW_UI_URL", EMBEDDED_UI_URL).rstrip("/")
+    port = urlsplit(base).port
+    command = "mlflow ui" if port in (None, 5000) else f"mlflow ui --port {port}"
+    return f"start `{command}` in this folder, then open {base}/{page}"
+
+
+def ui_address() -> str:
+    """Whether the address `mlflow ui` will serve on is free, and if not, what answers there.
+
+    A port already taken makes `mlflow ui` fail, while the browser keeps showing whatever
+    holds the port (on macOS, port 5000 belongs to the AirPlay Receiver).
+    """
+    base = os.environ.get("MLFLOW_UI_URL", EMBEDDED_UI_URL).rstrip("/")
+    other_port = "start `mlflow ui --port 5001` and set MLFLOW_UI_URL=http://127.0.0.1:5001"
+    try:
+        answer = requests.get(f"{base}/version", timeout=2)
+    except requests.exceptions.ConnectionError:
+        return f"{base} is free for `mlflow ui`"
+    except requests.exceptions.RequestException:
+        return f"{base} is taken: something accepts connections there but does not answer; {other_port}"
+    if answer.ok and re.fullmatch(r"\d+\.\d+\.\d+\S*", answer.text.strip()):
+        return f"{base} already answers: MLflow {answer.text.strip()} (an `mlflow ui` you started, or another server)"
+    server = answer.headers.get("Server", "no Server header")
+    return f"{base} is taken by a program that is not MLflow (HTTP {answer.status_code}, {server}); {other_port}"
 
 
 if __name__ == "__main__":
     # Preflight: python -m common.mlflow_env [experiment name]
     with exit_on_error():
-        set_experiment(sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "--debug" else "02-artifacts")
-        # Whether the S3 credentials are there; their values are never printed.
-        present = ", ".join(
-            f"{name} {'set' if os.environ.get(name) else 'not set'}"
-            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
-        )
-        print(f"S3 credentials : {present}")
+        experiment = set_experiment(sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "--debug" else "02-artifacts")
+        if experiment.artifact_location.startswith("s3://"):
+            # Whether this process has S3 credentials; their values are never printed.
+            present = ", ".join(
+                f"{name} {'set' if os.environ.get(name) else 'not set'}"
+                for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+            )
+            print(f"S3 credentials : {present}")
+        if not mlflow.get_tracking_uri().startswith(("http://", "https://")):
+            print(f"UI address     : {ui_address()}")
         print("ready          : yes")

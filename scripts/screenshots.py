@@ -24,6 +24,9 @@ from pathlib import Path
 from playwright.sync_api import Page, sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from common.mlflow_env import artifacts_page  # noqa: E402
+
 PICTURES = REPO / "examples" / "02_artifacts" / "screenshots"
 
 # What a closed network and a root user need: no sandbox, no GPU, no calls home.
@@ -54,8 +57,9 @@ def browser_page():
 
 
 def open_artifacts(page: Page, ui_url: str, experiment_id: str, run_id: str) -> None:
-    """The run's Artifacts tab, with the side panel of MLflow's assistant closed."""
-    page.goto(f"{ui_url}/#/experiments/{experiment_id}/runs/{run_id}/artifacts")
+    """The run's Artifacts tab, where the link run.py prints leads, with the side panel of
+    MLflow's assistant closed."""
+    page.goto(f"{ui_url}/{artifacts_page(experiment_id, run_id)}")
     page.get_by_test_id("artifact-tree-node").first.wait_for(timeout=30_000)
     close = page.get_by_role("button", name="Close")
     if close.count():

@@ -5,15 +5,19 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import re
+import shutil
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import printed, run_script
+from conftest import expected_output, printed, run_script, same_form
 from mlflow import MlflowClient
 from PIL import Image
 from stack import REPO, clean_env
+
+from common.mlflow_env import ui_link
 
 EXPECTED_FILES = [
     "configs/train_config.json",
@@ -56,11 +60,11 @@ def embedded_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("learner")
     result = run_script("examples/02_artifacts/run.py", cwd=workdir, env=clean_env({}))
     assert result.returncode == 0, result.stderr
-    return workdir, result.stdout
+    return workdir, result.stdout, result.stderr
 
 
 def test_embedded_run_logs_exactly_five_artifacts(embedded_run):
-    workdir, stdout = embedded_run
+    workdir, stdout, _ = embedded_run
     client = MlflowClient(tracking_uri=f"sqlite:///{workdir}/mlflow.db")
     experiment = client.get_experiment_by_name("02-artifacts")
     (run,) = client.search_runs([experiment.experiment_id])
@@ -75,7 +79,7 @@ def test_embedded_run_logs_exactly_five_artifacts(embedded_run):
 
 
 def test_embedded_run_prints_what_the_store_holds(embedded_run):
-    workdir, stdout = embedded_run
+    workdir, stdout, _ = embedded_run
     assert printed(stdout, "tracking URI") == f"sqlite:///{workdir}/mlflow.db"
     tree = stdout.split("artifact tree  :\n")[1].split("open the UI")[0].split()
     assert tree == EXPECTED_FILES
@@ -83,7 +87,7 @@ def test_embedded_run_prints_what_the_store_holds(embedded_run):
 
 
 def test_embedded_run_leaves_only_the_store_in_the_working_directory(embedded_run):
-    workdir, _ = embedded_run
+    workdir, _, _ = embedded_run
     assert sorted(p.name for p in workdir.iterdir()) == ["mlflow.db", "mlruns"]
 
 
@@ -113,6 +117,7 @@ def test_stack_run_links_to_the_ui_on_the_host(stack_run):
     run, stdout = stack_run
     assert printed(stdout, "open the UI") == (
         f"http://localhost:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        "/artifacts?workflowType=machine_learning"
     )
     # MLflow's own link would name the server as the trainer sees it: switched off.
     assert "View run" not in stdout
@@ -129,3 +134,57 @@ def test_example_01_uploads_report_and_keeps_the_local_file(tmp_path):
     assert [p.relative_to(artifacts).as_posix() for p in artifacts.rglob("*") if p.is_file()] == ["reports/report.txt"]
     # The upload is a copy: the file written in the working directory stays.
     assert (tmp_path / "outputs" / "report.txt").read_text() == (artifacts / "reports/report.txt").read_text()
+
+
+# --- the expected outputs the READMEs show come from real runs ----------------------------
+
+# Where the READMEs' expected outputs say the project folder is.
+README_FOLDER = "/home/you/mlflow-artifacts"
+
+
+def test_root_readme_shows_a_real_first_run_without_docker(embedded_run):
+    """The whole terminal output of the README's first command, after pip's: MLflow's INFO
+    lines on stderr (it creates mlflow.db and the experiment), then run.py's own."""
+    workdir, stdout, stderr = embedded_run
+    shown = expected_output(REPO / "README.md", "Expected output (after pip's")
+    assert same_form(stderr + stdout, {str(workdir): README_FOLDER}) == same_form(shown)
+
+
+def test_root_readme_shows_a_real_run_in_the_trainer(stack, stack_run):
+    """The compose run as the trainer prints it: local addresses written as the compose names."""
+    _, stdout = stack_run
+    compose_names = {local: name for name, local in stack.hosts.items()}
+    shown = expected_output(REPO / "README.md", "Expected output in the trainer")
+    assert same_form(stdout, compose_names) == same_form(shown)
+
+
+def test_example_01_readme_shows_a_real_run_after_example_02(embedded_run, tmp_path):
+    """Example 01, run where the root README's command already ran (mlflow.db exists)."""
+    workdir, _, _ = embedded_run
+    shutil.copytree(workdir, tmp_path, dirs_exist_ok=True)
+    result = run_script("examples/01_log_artifact/run.py", cwd=tmp_path, env=clean_env({}))
+    assert result.returncode == 0, result.stderr
+    shown = expected_output(REPO / "examples/01_log_artifact/README.md", "Expected output")
+    assert same_form(result.stderr + result.stdout, {str(tmp_path): README_FOLDER}) == same_form(shown)
+
+
+def test_embedded_run_links_to_the_ui_port_the_learner_chose(embedded_run, monkeypatch):
+    """Port 5000 taken: the root README starts `mlflow ui --port 5001` and sets MLFLOW_UI_URL
+    to match, and the link the examples print follows it."""
+    readme = (REPO / "README.md").read_text()
+    port = re.search(r"\.venv/bin/mlflow ui .*--port (\d+)$", readme, re.MULTILINE).group(1)
+    ui_url = re.search(r"^MLFLOW_UI_URL=(\S+) \.venv/bin/python examples/02_artifacts/run\.py$", readme, re.MULTILINE)
+    assert ui_url.group(1) == f"http://127.0.0.1:{port}"
+
+    workdir, _, _ = embedded_run
+    monkeypatch.setenv("MLFLOW_UI_URL", ui_url.group(1))
+    mlflow.set_tracking_uri(f"sqlite:///{workdir}/mlflow.db")
+    try:
+        (run,) = mlflow.search_runs(experiment_names=["02-artifacts"], output_format="list")
+        assert ui_link(run) == (
+            f"start `mlflow ui --port {port}` in this folder, then open "
+            f"http://127.0.0.1:{port}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+            "/artifacts?workflowType=machine_learning"
+        )
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -1,4 +1,6 @@
-"""MLflow's MinIO user may use the artifact bucket and nothing else (minio/mlflow-artifacts-policy.json)."""
+"""MLflow's MinIO users may use the artifact bucket and nothing else: the trainer's reads and
+writes (minio/mlflow-artifacts-policy.json), the tracking server's reads and deletes
+(minio/mlflow-server-policy.json); in proxied mode the server holds the trainer's."""
 
 from __future__ import annotations
 
@@ -9,7 +11,16 @@ import sys
 import pytest
 import yaml
 from botocore.exceptions import ClientError
-from stack import ARTIFACTS_POLICY, REPO, argument, compose_service, map_hosts
+from stack import (
+    ARTIFACTS_POLICY,
+    COMPOSE_FILE,
+    ComposeLoader,
+    PROXIED_FILE,
+    SERVER_POLICY,
+    argument,
+    compose_service,
+    map_hosts,
+)
 
 
 def test_artifacts_user_reads_and_writes_its_bucket(stack):
@@ -32,38 +43,69 @@ def test_artifacts_user_cannot_touch_other_buckets(stack):
             attempt()
 
 
-def test_policy_names_only_the_artifact_bucket():
+def test_server_user_reads_and_deletes_but_cannot_write(stack):
+    """Direct mode: the server reads (UI listings and previews) and deletes (`mlflow gc`)."""
+    stack.s3().put_object(Bucket=stack.bucket, Key="least-privilege/server.txt", Body=b"x")
+    server = stack.client("s3", key=stack.server_key)
+    assert server.get_object(Bucket=stack.bucket, Key="least-privilege/server.txt")["Body"].read() == b"x"
+    with pytest.raises(ClientError, match="AccessDenied"):
+        server.put_object(Bucket=stack.bucket, Key="least-privilege/server-wrote.txt", Body=b"x")
+    server.delete_object(Bucket=stack.bucket, Key="least-privilege/server.txt")
+    assert stack.keys("least-privilege/server") == []
+
+
+@pytest.mark.parametrize("policy", [ARTIFACTS_POLICY, SERVER_POLICY], ids=lambda p: p.stem)
+def test_policy_names_only_the_artifact_bucket(policy):
     bucket = argument(compose_service("mlflow")["command"], "--default-artifact-root").removeprefix("s3://").strip("/")
-    resources = {r for s in json.loads(ARTIFACTS_POLICY.read_text())["Statement"] for r in s["Resource"]}
+    resources = {r for s in json.loads(policy.read_text())["Statement"] for r in s["Resource"]}
     assert resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"}
 
 
-def test_bucket_job_creates_the_user_with_the_policy_file():
+def test_server_policy_allows_no_writes():
+    actions = {a for s in json.loads(SERVER_POLICY.read_text())["Statement"] for a in s["Action"]}
+    assert actions == {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:DeleteObject"}
+
+
+@pytest.mark.parametrize("user, key", [("mlflow-artifacts", "ARTIFACTS"), ("mlflow-server", "SERVER")])
+def test_bucket_job_creates_the_users_with_the_policy_files(user, key):
     job = compose_service("create-bucket")
-    assert "./minio/mlflow-artifacts-policy.json:/policy/mlflow-artifacts.json:ro" in job["volumes"]
+    assert f"./minio/{user}-policy.json:/policy/{user}.json:ro" in job["volumes"]
     command = job["command"][0]
     for step in (
-        "mc admin policy create local mlflow-artifacts /policy/mlflow-artifacts.json",
-        'mc admin user add local "${ARTIFACTS_ACCESS_KEY}" "${ARTIFACTS_SECRET_KEY}"',
-        'mc admin policy attach local mlflow-artifacts --user "${ARTIFACTS_ACCESS_KEY}"',
+        f"mc admin policy create local {user} /policy/{user}.json",
+        f'mc admin user add local "${{{key}_ACCESS_KEY}}" "${{{key}_SECRET_KEY}}"',
+        f'mc admin policy attach local {user} --user "${{{key}_ACCESS_KEY}}"',
     ):
         assert step in command
 
 
-@pytest.mark.parametrize("service", ["mlflow", "trainer"])
-def test_services_use_that_user_never_the_minio_root(service):
-    env = compose_service(service)["environment"]
-    assert env["AWS_ACCESS_KEY_ID"] == compose_service("create-bucket")["environment"]["ARTIFACTS_ACCESS_KEY"]
-    assert env["AWS_SECRET_ACCESS_KEY"] == compose_service("create-bucket")["environment"]["ARTIFACTS_SECRET_KEY"]
-    raw = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"][service]["environment"]
-    assert not any("MINIO_ROOT" in str(value) for value in raw.values())
+@pytest.mark.parametrize(
+    "service, files, key",
+    [
+        ("trainer", (COMPOSE_FILE,), "ARTIFACTS"),
+        ("mlflow", (COMPOSE_FILE,), "SERVER"),
+        ("mlflow", (COMPOSE_FILE, PROXIED_FILE), "ARTIFACTS"),
+    ],
+    ids=["trainer", "mlflow-direct", "mlflow-proxied"],
+)
+def test_services_use_their_own_user_never_the_minio_root(service, files, key):
+    env = compose_service(service, files)["environment"]
+    job = compose_service("create-bucket")["environment"]
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+        job[f"{key}_ACCESS_KEY"],
+        job[f"{key}_SECRET_KEY"],
+    )
+    for path in files:
+        raw = yaml.load(path.read_text(), Loader=ComposeLoader)["services"][service].get("environment") or {}
+        raw = getattr(raw, "value", raw)  # an `!override` mapping
+        assert not any("MINIO_ROOT" in str(value) for value in raw.values())
 
 
 def test_compose_healthcheck_command_passes_against_the_server(stack):
     """The mlflow service's healthcheck, run as written (python + urllib, no curl in the image)."""
     test = compose_service("mlflow")["healthcheck"]["test"]
     assert test[:2] == ["CMD", "python"]
-    # Inside the mlflow container, localhost:5000 is the server itself (the Host header
-    # localhost:5000 is accepted: test_allowed_hosts_admit_the_trainer_and_a_browser_on_the_host).
-    here = {"localhost:5000": stack.hosts["mlflow:5000"]}
+    # Inside the mlflow container, mlflow:5000 is the server itself (a Host header it accepts
+    # whatever MLFLOW_PORT is: test_one_port_setting_moves_the_browsers_way_in).
+    here = {"mlflow:5000": stack.hosts["mlflow:5000"]}
     assert subprocess.run([sys.executable, *[map_hosts(arg, here) for arg in test[2:]]], timeout=30).returncode == 0

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from conftest import printed
+import pytest
+from conftest import expected_output, printed, same_form
 from stack import REPO, clean_env, free_port
+
+TUTORIAL = REPO / "examples/02_artifacts/README.md"
 
 
 def preflight(env, cwd):
@@ -35,13 +40,64 @@ def test_preflight_on_the_compose_stack(stack, trainer_env, tmp_path):
     assert printed(out, "ready") == "yes"
     # Credentials are named, never shown.
     assert trainer_env["AWS_SECRET_ACCESS_KEY"] not in out + result.stderr
+    # The tutorial shows this output, local addresses written as the compose names.
+    compose_names = {local: name for name, local in stack.hosts.items()}
+    assert same_form(out, compose_names) == same_form(expected_output(TUTORIAL, "Expected with Docker"))
 
 
 def test_preflight_on_the_embedded_default(tmp_path):
-    result = preflight(clean_env({}), tmp_path)
+    # A free port stands for 5000, which may be taken on this machine.
+    ui_url = f"http://127.0.0.1:{free_port()}"
+    result = preflight(clean_env({"MLFLOW_UI_URL": ui_url}), tmp_path)
     assert result.returncode == 0, result.stderr
     assert printed(result.stdout, "tracking URI") == f"sqlite:///{tmp_path}/mlflow.db"
     assert printed(result.stdout, "artifact store") == "local folder"
+    assert "S3" not in result.stdout  # no S3 in use, nothing to say about it
+    shown = expected_output(TUTORIAL, "Expected without Docker")
+    real = same_form(result.stdout, {str(tmp_path): "/home/you/mlflow-artifacts", ui_url: "http://127.0.0.1:5000"})
+    assert real == same_form(shown)
+
+
+class NotMlflow(BaseHTTPRequestHandler):
+    """Answers like macOS's AirPlay Receiver on port 5000: 403, and its own Server header."""
+
+    def version_string(self):  # the Server header
+        return "AirTunes/860.7.1"
+
+    def do_GET(self):
+        self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def not_mlflow():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotMlflow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_preflight_says_what_holds_the_ui_port(stack, not_mlflow, tmp_path):
+    """Without a tracking server, the preflight looks at the address `mlflow ui` will use."""
+
+    def ui_line(ui_url):
+        result = preflight(clean_env({"MLFLOW_UI_URL": ui_url}), tmp_path)
+        assert result.returncode == 0, result.stderr  # a taken port does not stop logging
+        return printed(result.stdout, "UI address")
+
+    free = f"http://127.0.0.1:{free_port()}"
+    assert ui_line(free) == f"{free} is free for `mlflow ui`"
+    assert ui_line(stack.tracking_uri) == (
+        f"{stack.tracking_uri} already answers: MLflow 3.17.2 (an `mlflow ui` you started, or another server)"
+    )
+    assert ui_line(not_mlflow) == (
+        f"{not_mlflow} is taken by a program that is not MLflow (HTTP 403, AirTunes/860.7.1); "
+        "start `mlflow ui --port 5001` and set MLFLOW_UI_URL=http://127.0.0.1:5001"
+    )
 
 
 def test_preflight_fails_with_the_same_message_as_the_examples(trainer_env, tmp_path):

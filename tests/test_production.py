@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -13,29 +14,26 @@ from stack import API_PROBE, REPO, Process, clean_env, compose_service, free_por
 AUTH_CONFIG = REPO / "auth/basic_auth.ini"
 JOBS = compose_service("mlflow")["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"]
 
-MANAGED = {
-    "POSTGRES_HOST": "db.example.com",
-    "POSTGRES_PORT": "6432",
-    "POSTGRES_USER": "mlflow_prod",
-    "POSTGRES_PASSWORD": "from-your-secret-store",
-    "POSTGRES_DB": "mlflow_prod",
-    "S3_ENDPOINT_URL": "https://s3.amazonaws.com",
-    "ARTIFACTS_ACCESS_KEY": "AKIAEXAMPLE",
-    "ARTIFACTS_SECRET_KEY": "example-secret",
-}
+# The section's `.env` for managed services, as the tutorial shows it.
+_SECTION = (REPO / "examples/02_artifacts/README.md").read_text().split("## 10)")[1]
+MANAGED = dict(re.findall(r"^\s*(\w+)=(.*)$", _SECTION.split("```text")[1].split("```")[0], re.MULTILINE))
 
 
 def test_env_settings_point_the_stack_at_managed_services():
     """The same compose file with a `.env` holding MANAGED: no edit of docker-compose.yml."""
+    assert MANAGED["POSTGRES_HOST"] == "db.example.com"
     command = compose_service("mlflow", variables=MANAGED)["command"]
     assert (
         "--backend-store-uri=postgresql+psycopg2://mlflow_prod:from-your-secret-store@db.example.com:6432/mlflow_prod"
         in command
     )
-    for service in ("mlflow", "trainer"):
+    for service, key in (("mlflow", "SERVER"), ("trainer", "ARTIFACTS")):
         env = compose_service(service, variables=MANAGED)["environment"]
         assert env["MLFLOW_S3_ENDPOINT_URL"] == "https://s3.amazonaws.com"
-        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == ("AKIAEXAMPLE", "example-secret")
+        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+            MANAGED[f"{key}_ACCESS_KEY"],
+            MANAGED[f"{key}_SECRET_KEY"],
+        )
 
 
 @pytest.fixture(scope="module")

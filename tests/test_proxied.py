@@ -10,7 +10,7 @@ import os
 
 import pytest
 import requests
-from conftest import printed, run_script
+from conftest import printed, run_script, trainer_run
 from mlflow import MlflowClient
 from mlflow.environment_variables import MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD, MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE
 from mlflow.exceptions import MlflowException
@@ -29,10 +29,7 @@ def proxied(stack, stack_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def proxied_run(proxied, tmp_path_factory):
-    env = clean_env(proxied.trainer_env)
-    result = run_script("examples/02_artifacts/run.py", cwd=tmp_path_factory.mktemp("trainer"), env=env)
-    assert result.returncode == 0, result.stderr
-    return MlflowClient(proxied.tracking_uri).get_run(printed(result.stdout, "run id")), result.stdout
+    return trainer_run(proxied, tmp_path_factory.mktemp("trainer"))
 
 
 def test_proxied_server_command_has_no_default_artifact_root(proxied):

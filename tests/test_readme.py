@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import printed
-from stack import REPO, readme_mlflow_ui
+from conftest import expected_output, printed
+from stack import REPO, clean_env, readme_mlflow_ui
 
 from scripts.upgrade_check import CLAIM_LINK, claims
 
@@ -26,11 +27,16 @@ def pattern_blocks() -> dict[str, str]:
     return blocks
 
 
-def test_section_6_has_patterns_a_to_e():
-    assert list(pattern_blocks()) == ["A", "B", "C", "D", "E"]
+PATTERNS = ["A", "B", "C", "D", "E", "F", "G", "H"]
+# Patterns that read the runs of run.py, and stop with one sentence before there is one.
+NEED_A_RUN = ["E", "G"]
 
 
-@pytest.mark.parametrize("letter", ["A", "B", "C", "D", "E"])
+def test_section_6_has_patterns_a_to_h():
+    assert list(pattern_blocks()) == PATTERNS
+
+
+@pytest.mark.parametrize("letter", PATTERNS)
 def test_readme_pattern_runs(letter, stack, stack_run, trainer_env, tmp_path):
     """Each pattern, pasted into Python in the compose trainer (here: its environment)."""
     result = subprocess.run(
@@ -50,8 +56,51 @@ def test_readme_pattern_runs(letter, stack, stack_run, trainer_env, tmp_path):
         run, _ = stack_run
         assert (tmp_path / "downloads/notes.md").read_text().startswith("# Training notes")
         assert printed(result.stdout, "downloaded to") == str(tmp_path / "downloads/notes.md")
+    elif letter == "G":
+        assert printed(result.stdout, "notes") == "# Training notes"
+        assert printed(result.stdout, "image") == "(256, 256)"
+        assert re.fullmatch(r"\d+ rows from (\d+) runs", printed(result.stdout, "table"))
+    elif letter == "H":
+        assert printed(result.stdout, "still stored") == "['reports']"
     else:
         assert list(tmp_path.iterdir()) == []  # A and C leave nothing in the working directory
+    # What a pattern leaves in the working directory (the repository root, for a learner)
+    # is never offered to git.
+    assert [p.name for p in tmp_path.iterdir() if not git_ignores(p.name)] == []
+
+
+def git_ignores(name: str) -> bool:
+    """Whether the repository's .gitignore lists `name` (a top-level file or folder)."""
+    entries = [line.strip() for line in (REPO / ".gitignore").read_text().splitlines()]
+    return name in entries or f"{name}/" in entries
+
+
+def test_what_the_embedded_patterns_leave_is_ignored_by_git(tmp_path):
+    """Run without Docker, the patterns also leave MLflow's embedded store behind."""
+    for letter, code in pattern_blocks().items():
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=tmp_path, env=clean_env({}), capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == (1 if letter in NEED_A_RUN else 0), result.stderr  # no run of run.py here
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "mlruns", "outputs"]
+    assert all(git_ignores(p.name) for p in tmp_path.iterdir())
+
+
+def test_pattern_e_before_any_run_says_what_to_run(tmp_path):
+    """In a folder with no run of run.py yet: one sentence, no traceback."""
+    result = subprocess.run(
+        [sys.executable, "-c", pattern_blocks()["E"]],
+        cwd=tmp_path,
+        env=clean_env({}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "no run 'artifact_examples' in experiment 02-artifacts yet: run examples/02_artifacts/run.py first"
+    )
 
 
 @pytest.mark.parametrize("readme", TUTORIALS, ids=lambda p: p.parent.name)
@@ -88,3 +137,34 @@ def test_root_readme_compose_excerpt_is_in_docker_compose_yml():
     excerpt = readme.split("An excerpt of [docker-compose.yml](docker-compose.yml):")[1].split("```yaml\n")[1]
     compose_lines = set((REPO / "docker-compose.yml").read_text().splitlines())
     assert [line for line in excerpt.split("```")[0].splitlines() if line not in compose_lines] == []
+
+
+# How pytest prints the time: "9.87s", or "115.69s (0:01:55)" from a minute on.
+SECONDS = r"[\d.]+s(?: \(\d+:\d\d:\d\d\))?"
+
+
+def test_root_readme_test_output_has_the_form_pytest_prints(request):
+    """The expected last lines of the test command: progress as pytest-xdist prints it (the
+    percentage rounded down), the summary adding up, and, when the whole suite is collected,
+    as many tests as there are."""
+    shown = expected_output(REPO / "README.md", "Expected last lines").splitlines()
+    workers = re.fullmatch(r"created: (\d+)/\1 workers", shown[0]).group(1)
+    total = int(re.fullmatch(rf"{workers} workers \[(\d+) items\]", shown[1]).group(1))
+    assert shown[2] == ""
+    done = 0
+    for line in shown[3:-1]:
+        marks, percent = re.fullmatch(r"([.s]+) +\[ *(\d+)%\]", line).groups()
+        done += len(marks)
+        assert int(percent) == done * 100 // total, line
+    assert done == total
+    summary = re.fullmatch(rf"=+ {total} passed in {SECONDS} =+", shown[-1])
+    assert summary, shown[-1]
+    # Without Chromium: the UI tests' own skip message, and the same total.
+    without = expected_output(REPO / "README.md", "and the end reads").splitlines()
+    reason = re.fullmatch(r"SKIPPED \[2\] tests/test_ui\.py:\d+: (.+)", without[1]).group(1)
+    assert f'service_missing("{reason}")' in (REPO / "tests/test_ui.py").read_text()
+    assert re.fullmatch(rf"=+ {total - 2} passed, 2 skipped in {SECONDS} =+", without[2]), without[2]
+    options = request.config.option
+    whole_suite = [Path(a).resolve() for a in request.config.args] == [REPO / "tests"]
+    if whole_suite and not options.keyword and not options.markexpr:
+        assert total == len(request.session.items), "update the README's expected test output"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from sqlalchemy.engine import make_url
-from stack import COMPOSE_FILE, PROXIED_FILE, REPO, argument, compose_config, compose_service, free_port
+from stack import COMPOSE_FILE, PROXIED_FILE, REPO, SEAWEEDFS_FILE, argument, compose_config, compose_service, free_port
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -52,11 +52,11 @@ def test_dockerfile_passes_hadolint():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dockerfile_installs_only_the_pinned_requirements():
+def test_dockerfile_installs_only_the_locked_requirements():
     dockerfile = (REPO / "Dockerfile").read_text()
     installs = re.findall(r"pip install[^\n]*", dockerfile)
-    assert installs == ["pip install --no-cache-dir -r /tmp/requirements.txt \\"]
-    assert "COPY requirements.txt /tmp/requirements.txt" in dockerfile
+    assert installs == ["pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock \\"]
+    assert "COPY requirements.lock /tmp/requirements.lock" in dockerfile
     assert re.search(r"^USER 1000", dockerfile, re.MULTILINE)
 
 
@@ -64,7 +64,36 @@ def test_dockerfile_installs_only_the_pinned_requirements():
 def test_requirements_pin_exact_versions(name):
     lines = [line.split("#")[0].strip() for line in (REPO / name).read_text().splitlines()]
     for line in filter(None, lines):
-        assert line == "-r requirements.txt" or re.fullmatch(r"[\w.\-]+(\[[\w,]+\])?==[\w.]+", line), line
+        pin = r"[\w.\-]+(\[[\w,]+\])?==[\w.]+( ; .+)?"  # a platform marker may follow
+        assert line == "-r requirements.txt" or re.fullmatch(pin, line), line
+
+
+def locked(name: str) -> dict[str, str]:
+    """{package: version} of a lock file (the same package may be locked per platform)."""
+    text = (REPO / name).read_text()
+    return {m[0]: m[1] for m in re.findall(r"^([\w.\-]+)==([\w.]+)", text, re.MULTILINE)}
+
+
+def wanted(name: str) -> dict[str, str]:
+    """{package: version} that a requirements file pins itself."""
+    lines = [line.split("#")[0].strip() for line in (REPO / name).read_text().splitlines()]
+    pins = [re.match(r"([\w.\-]+)(?:\[[\w,]+\])?==([\w.]+)", line) for line in lines]
+    return {pin[1].lower(): pin[2] for pin in pins if pin}
+
+
+@pytest.mark.parametrize("name", ["requirements", "requirements-test"])
+def test_lock_files_lock_what_the_requirements_pin(name):
+    """The human-readable pins and the lock agree; every locked package has hashes."""
+    lock = locked(f"{name}.lock")
+    for package, version in wanted(f"{name}.txt").items():
+        assert lock.get(package) == version, package
+    text = (REPO / f"{name}.lock").read_text()
+    assert all("--hash=sha256:" in entry for entry in re.split(r"\n(?=[\w.\-]+==)", text)[1:])
+
+
+def test_test_lock_installs_the_same_versions_as_the_lock():
+    runtime, test = locked("requirements.lock"), locked("requirements-test.lock")
+    assert {package: test.get(package) for package in runtime} == runtime
 
 
 def test_requirements_pin_the_mlflow_this_tutorial_describes():
@@ -133,7 +162,7 @@ def test_allowed_hosts_is_a_closed_list():
 
 
 def test_security_middleware_is_never_disabled():
-    text = COMPOSE_FILE.read_text() + PROXIED_FILE.read_text()
+    text = COMPOSE_FILE.read_text() + PROXIED_FILE.read_text() + SEAWEEDFS_FILE.read_text()
     assert "--disable-security-middleware" not in text
     assert "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE" not in text
     assert "*" not in argument(compose_service("mlflow")["command"], "--allowed-hosts")
@@ -141,7 +170,7 @@ def test_security_middleware_is_never_disabled():
 
 def test_no_secrets_but_the_documented_development_defaults():
     """Every `${VAR:-default}` has its default written in .env.example, and no credential is a literal."""
-    text = COMPOSE_FILE.read_text() + PROXIED_FILE.read_text()
+    text = COMPOSE_FILE.read_text() + PROXIED_FILE.read_text() + SEAWEEDFS_FILE.read_text()
     documented = dict(re.findall(r"^(\w+)=(.*)$", (REPO / ".env.example").read_text(), re.MULTILINE))
     for name, default in re.findall(r"\$\{(\w+):-([^}]*)\}", text):
         assert documented[name] == default, name
@@ -156,7 +185,9 @@ def test_env_file_is_ignored_by_git():
 
 
 def test_env_example_documents_every_compose_variable():
-    used = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text() + PROXIED_FILE.read_text()))
+    used = set(
+        re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text() + PROXIED_FILE.read_text() + SEAWEEDFS_FILE.read_text())
+    )
     documented = set(re.findall(r"^(\w+)=", (REPO / ".env.example").read_text(), re.MULTILINE))
     assert used == documented
     assert ".env" in (REPO / ".gitignore").read_text().split()
@@ -198,3 +229,49 @@ def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     command = re.search(r"```bash\n(python3 -m venv \.venv && .*pytest.*)\n```", readme).group(1)
     assert command in (REPO / ".ci/run").read_text()
+
+
+def networks(files, service: str) -> set[str]:
+    return set(compose_config(files)["services"][service].get("networks", []))
+
+
+@pytest.mark.parametrize(
+    "files, s3",
+    [
+        ((COMPOSE_FILE,), "minio"),
+        ((COMPOSE_FILE, PROXIED_FILE), "minio"),
+        ((COMPOSE_FILE, SEAWEEDFS_FILE), "seaweedfs"),
+        ((COMPOSE_FILE, SEAWEEDFS_FILE, PROXIED_FILE), "seaweedfs"),
+    ],
+    ids=["direct", "proxied", "seaweedfs-direct", "seaweedfs-proxied"],
+)
+def test_each_service_joins_only_the_networks_it_needs(files, s3):
+    """No engine runs here, so the isolation is checked on the merged configuration: the
+    trainer never reaches PostgreSQL, and reaches the object store only in direct mode."""
+    services = compose_config(files)["services"]
+    assert all(service.get("networks") for service in services.values())
+    assert not networks(files, "trainer") & networks(files, "postgres")
+    direct = PROXIED_FILE not in files
+    assert bool(networks(files, "trainer") & networks(files, s3)) == direct
+    for other in ("postgres", s3, "trainer"):
+        assert networks(files, "mlflow") & networks(files, other), other
+    assert networks(files, "create-bucket") & networks(files, s3)
+
+
+def test_trainer_runs_as_the_user_named_in_env():
+    assert compose_config()["services"]["trainer"]["user"] == "${TRAINER_UID:-1000}:${TRAINER_GID:-1000}"
+    assert compose_service("trainer", variables={"TRAINER_UID": "501", "TRAINER_GID": "20"})["user"] == "501:20"
+    assert compose_service("trainer")["environment"]["HOME"] == "/tmp"  # writable for any uid
+
+
+@pytest.mark.parametrize("files", [(COMPOSE_FILE,), (COMPOSE_FILE, PROXIED_FILE)], ids=["direct", "proxied"])
+def test_mlflow_port_is_one_setting_for_the_whole_stack(files):
+    """The published port, the Host headers for a browser, and the trainer's links; the
+    healthcheck and the trainer use mlflow:5000 inside, whatever the setting."""
+    moved = {"MLFLOW_PORT": "5001"}
+    server, trainer = compose_service("mlflow", files, moved), compose_service("trainer", files, moved)
+    assert server["ports"] == ["127.0.0.1:5001:5000"]
+    assert argument(server["command"], "--allowed-hosts") == "mlflow:5000,localhost:5001,127.0.0.1:5001"
+    assert trainer["environment"]["MLFLOW_UI_URL"] == "http://localhost:5001"
+    assert trainer["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert "http://mlflow:5000/" in server["healthcheck"]["test"][-1]

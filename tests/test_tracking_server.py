@@ -1,6 +1,7 @@
 """The tracking server as docker-compose.yml configures it."""
 
 import pytest
+import requests
 from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION
 from stack import API_PROBE, argument, compose_service, http_status, process_tree
 
@@ -47,3 +48,56 @@ def test_tests_run_the_compose_command_with_its_host_mapped(stack):
     mapped = ("--host=", "--port=", "--backend-store-uri=", "--allowed-hosts=")
     unchanged = [arg for arg in compose if not arg.startswith(mapped)]
     assert [arg for arg in stack.server_command[1:] if arg in unchanged] == unchanged[1:]
+
+
+def test_direct_mode_serves_no_artifact_proxy(stack):
+    """--no-serve-artifacts: nobody can write files onto the server's own disk through it."""
+    assert "--no-serve-artifacts" in stack.server_command
+    answer = requests.put(
+        f"{stack.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/anything/x.txt", data=b"x", timeout=10
+    )
+    assert answer.status_code == 503
+    assert not list(stack.server.cwd.glob("mlartifacts/**/x.txt"))
+
+
+def test_direct_mode_ui_lists_and_previews_artifacts_with_the_servers_read_only_key(stack, stack_run):
+    """The UI's own requests, answered by the server from S3 with the key it holds."""
+    run, _ = stack_run
+    listing = requests.get(
+        f"{stack.tracking_uri}/ajax-api/2.0/mlflow/artifacts/list",
+        params={"run_uuid": run.info.run_id, "path": "reports"},
+        timeout=10,
+    )
+    assert [f["path"] for f in listing.json()["files"]] == ["reports/notes.md"]
+    preview = requests.get(
+        f"{stack.tracking_uri}/get-artifact",
+        params={"run_uuid": run.info.run_id, "path": "reports/notes.md"},
+        timeout=10,
+    )
+    assert preview.text.startswith("# Training notes")
+
+
+@pytest.mark.parametrize(
+    "origin, status",
+    [
+        ("http://localhost:5000", 200),
+        ("http://localhost:8080", 200),
+        ("http://127.0.0.1:1234", 200),
+        ("https://evil.example", 403),
+    ],
+)
+def test_mlflow_takes_state_changes_from_every_localhost_origin(stack, origin, status):
+    """MLflow 3.17.2 lets any page served from localhost, on any port, send POSTs: its
+    should_block_cors_request (mlflow/server/security_utils.py) never blocks a localhost
+    origin, and --cors-allowed-origins can only add origins to that. Other origins are
+    refused. So the compose file sets no --cors-allowed-origins: it would not narrow this."""
+    assert "--cors-allowed-origins" not in " ".join(stack.server_command)
+    answer = requests.post(
+        f"{stack.tracking_uri}/api/2.0/mlflow/experiments/search",
+        json={"max_results": 1},
+        headers={"Origin": origin},
+        timeout=10,
+    )
+    assert answer.status_code == status
+    if status == 200:
+        assert answer.headers["Access-Control-Allow-Origin"] == origin

@@ -11,9 +11,19 @@ import urllib.request
 from typing import NamedTuple
 
 import pytest
-from conftest import printed, run_script, service_missing
+from conftest import printed, run_script, service_missing, trainer_run
 from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION
-from stack import clean_env, mlflow_ui, process_tree, readme_mlflow_ui
+from stack import (
+    API_PROBE,
+    COMPOSE_FILE,
+    PROXIED_FILE,
+    clean_env,
+    free_port,
+    http_status,
+    mlflow_ui,
+    process_tree,
+    readme_mlflow_ui,
+)
 from test_examples import example
 
 from scripts.screenshots import browser_page, find_chromium, open_artifacts, select, tree_node
@@ -61,13 +71,47 @@ def test_mlflow_ui_runs_one_worker_and_no_job_runner(embedded_ui):
     assert len([command for command in processes if "multiprocessing" in command]) <= 1, processes
 
 
-@pytest.fixture(params=["embedded", "s3-direct"])
+@pytest.fixture(scope="module")
+def proxied_ui(stack, stack_run, tmp_path_factory):
+    """run.py in proxied mode (docker-compose.proxied.yml), and that tracking server's UI."""
+    with stack.other_server(tmp_path_factory.mktemp("proxied-ui"), (COMPOSE_FILE, PROXIED_FILE)) as proxied:
+        run, _ = trainer_run(proxied, tmp_path_factory.mktemp("proxied-trainer"))
+        yield UiRun(proxied.tracking_uri, run.info.experiment_id, run.info.run_id, proxied.server.popen.pid)
+
+
+@pytest.fixture(scope="module")
+def other_port_ui(stack, stack_run, tmp_path_factory):
+    """The compose stack with MLFLOW_PORT=<another port> in .env: the server where the
+    published port would be, and run.py in the trainer of that configuration."""
+    port = str(free_port())
+    workdir = tmp_path_factory.mktemp("other-port")
+    with stack.other_server(workdir, (COMPOSE_FILE,), {"MLFLOW_PORT": port}) as moved:
+        run, stdout = trainer_run(moved, workdir)
+        yield moved, port, run, stdout
+
+
+def test_one_port_setting_moves_the_browsers_way_in(other_port_ui):
+    """MLFLOW_PORT sets the Host headers the server accepts and the link run.py prints."""
+    moved, port, _, stdout = other_port_ui
+    assert http_status(moved.tracking_uri + API_PROBE, host_header=f"localhost:{port}") == 200
+    assert http_status(moved.tracking_uri + API_PROBE, host_header="localhost:5000") == 403
+    link = printed(stdout, "open the UI")
+    assert link.startswith(f"http://localhost:{port}/#/experiments/")
+
+
+@pytest.fixture(params=["embedded", "s3-direct", "s3-proxied", "s3-other-port"])
 def ui_run(request) -> UiRun:
-    """The embedded store served by `mlflow ui`, or the compose stack's tracking server."""
+    """The embedded store served by `mlflow ui`, or the compose stack's tracking server in
+    direct mode (it reads the files from S3 with its read-only key) or in proxied mode."""
     if not find_chromium():
         service_missing("no Chromium found: apt-get install chromium, or set CHROMIUM to its path")
     if request.param == "embedded":
         return request.getfixturevalue("embedded_ui")
+    if request.param == "s3-proxied":
+        return request.getfixturevalue("proxied_ui")
+    if request.param == "s3-other-port":  # the browser goes where run.py's link says
+        moved, port, run, _ = request.getfixturevalue("other_port_ui")
+        return UiRun(f"http://localhost:{port}", run.info.experiment_id, run.info.run_id, moved.server.popen.pid)
     stack = request.getfixturevalue("stack")
     run, _ = request.getfixturevalue("stack_run")
     return UiRun(stack.tracking_uri, run.info.experiment_id, run.info.run_id, stack.server.popen.pid)
@@ -76,6 +120,10 @@ def ui_run(request) -> UiRun:
 def test_artifacts_tab_shows_what_run_py_logged(ui_run):
     with browser_page() as page:
         open_artifacts(page, ui_run.url, ui_run.experiment_id, ui_run.run_id)
+        # The "Model training" view, where the link run.py prints leads: the breadcrumb says
+        # Runs (MLflow 3.17's default GenAI view says Evaluations, and opens no Artifacts tab).
+        page.get_by_role("link", name="Runs", exact=True).first.wait_for()
+        assert page.get_by_role("link", name="Evaluations", exact=True).count() == 0
         # The five folders, then the five files once expanded.
         for folder in FOLDERS:
             assert tree_node(page, folder).is_visible()
