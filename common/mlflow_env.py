@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 from urllib.parse import urlsplit
 
 import mlflow
@@ -90,30 +91,60 @@ def ui_link(run: Run) -> str:
         return f"{base.rstrip('/')}/{page}"
     # Embedded default: nothing is serving the UI yet. `mlflow ui` listens on port 5000
     # unless told otherwise; a learner who picks another port sets MLFLOW_UI_URL to match.
-    base = os.environ.get("MLFLOW_UI_URL", EMBEDDED_UI_URL).rstrip("/")
+    base = embedded_ui_url()
     port = urlsplit(base).port
-    command = "mlflow ui" if port in (None, 5000) else f"mlflow ui --port {port}"
+    command = "mlflow ui" if port == 5000 else f"mlflow ui --port {port}"
     return f"start `{command}` in this folder, then open {base}/{page}"
+
+
+def embedded_ui_url() -> str:
+    """MLFLOW_UI_URL if it is an http://host:port address, else where `mlflow ui` serves by default."""
+    base = os.environ.get("MLFLOW_UI_URL", EMBEDDED_UI_URL).strip().rstrip("/")
+    try:
+        parts = urlsplit(base)
+        if parts.scheme == "http" and parts.hostname and parts.port:
+            return base
+    except ValueError:  # a port that is not a number, or out of range
+        pass
+    return EMBEDDED_UI_URL
 
 
 def ui_address() -> str:
     """Whether the address `mlflow ui` will serve on is free, and if not, what answers there.
 
     A port already taken makes `mlflow ui` fail, while the browser keeps showing whatever
-    holds the port (on macOS, port 5000 belongs to the AirPlay Receiver).
+    holds the port (on macOS, port 5000 belongs to the AirPlay Receiver). The look takes at
+    most 3 s, however slowly whatever is there answers.
     """
-    base = os.environ.get("MLFLOW_UI_URL", EMBEDDED_UI_URL).rstrip("/")
-    other_port = "start `mlflow ui --port 5001` and set MLFLOW_UI_URL=http://127.0.0.1:5001"
-    try:
-        answer = requests.get(f"{base}/version", timeout=2)
-    except requests.exceptions.ConnectionError:
-        return f"{base} is free for `mlflow ui`"
-    except requests.exceptions.RequestException:
-        return f"{base} is taken: something accepts connections there but does not answer; {other_port}"
-    if answer.ok and re.fullmatch(r"\d+\.\d+\.\d+\S*", answer.text.strip()):
-        return f"{base} already answers: MLflow {answer.text.strip()} (an `mlflow ui` you started, or another server)"
+    base = embedded_ui_url()
+    wanted = os.environ.get("MLFLOW_UI_URL", "").strip().rstrip("/")
+    note = f" (MLFLOW_UI_URL={wanted!r} is not an http://host:port address, so this is the default)"
+    note = note if wanted and wanted != base else ""
+    found: list[str] = []
+    look = threading.Thread(target=lambda: found.append(_what_answers(base)), daemon=True)
+    look.start()
+    look.join(timeout=3)
+    what = found[0] if found else "is taken: something there answers too slowly; {other}"
+    other = "start `mlflow ui --port 5001` and set MLFLOW_UI_URL=http://127.0.0.1:5001"
+    return f"{base} {what.replace('{other}', other)}{note}"
+
+
+def _what_answers(base: str) -> str:
+    with requests.Session() as session:
+        session.trust_env = False  # ask the port itself, never an HTTP proxy from the environment
+        try:
+            answer = session.get(f"{base}/version", timeout=2, stream=True)
+            body = answer.raw.read(64, decode_content=True).decode(errors="replace").strip()
+        except requests.exceptions.SSLError:
+            return "is taken by a program that speaks TLS; {other}"
+        except requests.exceptions.ConnectionError:
+            return "is free for `mlflow ui`"
+        except (requests.exceptions.RequestException, OSError):
+            return "is taken: something accepts connections there but does not answer; {other}"
+    if answer.ok and re.fullmatch(r"\d+\.\d+\.\d+\S*", body):
+        return f"already answers: MLflow {body} (an `mlflow ui` you started, or another server)"
     server = answer.headers.get("Server", "no Server header")
-    return f"{base} is taken by a program that is not MLflow (HTTP {answer.status_code}, {server}); {other_port}"
+    return f"is taken by a program that is not MLflow (HTTP {answer.status_code}, {server}); {{other}}"
 
 
 if __name__ == "__main__":

@@ -31,7 +31,17 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # pytest-xdist hands whole modules to the test processes in collection order
 # (--no-loadscope-reorder in pytest.ini): the longest go first, so the processes end together.
-LONGEST_FIRST = ["test_faults_s3", "test_faults", "test_load", "test_claims", "test_ui", "test_production"]
+LONGEST_FIRST = [
+    "test_fault_matrix",
+    "test_faults_s3",
+    "test_faults",
+    "test_claims",
+    "test_seaweedfs",
+    "test_ui",
+    "test_load",
+    "test_artifact_paths_roundtrip",
+    "test_production",
+]
 
 
 def pytest_collection_modifyitems(items):

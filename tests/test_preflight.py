@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -97,6 +99,16 @@ def test_preflight_says_what_holds_the_ui_port(stack, not_mlflow, tmp_path):
     assert ui_line(not_mlflow) == (
         f"{not_mlflow} is taken by a program that is not MLflow (HTTP 403, AirTunes/860.7.1); "
         "start `mlflow ui --port 5001` and set MLFLOW_UI_URL=http://127.0.0.1:5001"
+    )
+    # Something that accepts and never answers: the look gives up in seconds.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        address = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        assert ui_line(address).startswith(f"{address} is taken: something")
+        assert time.monotonic() - started < 30  # a hang guard; it takes about 3 s plus start-up
+    # Not an http://host:port address: said, and the default looked at instead.
+    assert ui_line("http://127.0.0.1:99999").endswith(
+        "(MLFLOW_UI_URL='http://127.0.0.1:99999' is not an http://host:port address, so this is the default)"
     )
 
 

@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from conftest import POSTGRES_ADMIN_URL, printed, run_script, trainer_run
 from stack import (
     COMPOSE_FILE,
+    argument,
     PROXIED_FILE,
     REPO,
     SEAWEEDFS_FILE,
@@ -291,3 +292,14 @@ def test_bucket_copy_keeps_the_runs_downloadable(minio_stand_in, seaweedfs_stack
     done = subprocess.run([sys.executable, "-c", download, str(tmp_path)], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     check_contents(lambda path: (tmp_path / path).read_bytes())
+
+
+def test_weed_mini_opens_its_filer_to_anyone_on_its_network(seaweedfs_stack):
+    """Why the override warns: `weed mini` binds all its parts to -ip.bind, and its filer's
+    HTTP port writes files into the bucket without any key."""
+    filer = argument(seaweedfs_stack.s3_server.process.args, "-filer.port")
+    url = f"http://127.0.0.1:{filer}/buckets/{seaweedfs_stack.bucket}/anonymous/planted.txt"
+    assert requests.post(url, files={"file": ("planted.txt", b"no key needed")}, timeout=10).status_code == 201
+    s3 = seaweedfs_stack.s3()
+    assert s3.get_object(Bucket=seaweedfs_stack.bucket, Key="anonymous/planted.txt")["Body"].read() == b"no key needed"
+    assert requests.delete(url, timeout=10).status_code in (200, 202, 204)

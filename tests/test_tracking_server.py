@@ -101,3 +101,26 @@ def test_mlflow_takes_state_changes_from_every_localhost_origin(stack, origin, s
     assert answer.status_code == status
     if status == 200:
         assert answer.headers["Access-Control-Allow-Origin"] == origin
+
+
+def test_any_client_can_upload_small_files_to_a_server_folder(stack, tmp_path):
+    """--no-serve-artifacts closes the proxy, not the UI's upload endpoint: an experiment with
+    a folder of the server's disk as artifact location takes files there (MLflow 3.17.2)."""
+    api = f"{stack.tracking_uri}/api/2.0/mlflow"
+    folder = tmp_path / "on-the-servers-disk"
+    experiment = requests.post(
+        f"{api}/experiments/create",
+        json={"name": f"disk-{tmp_path.name}", "artifact_location": str(folder)},
+        timeout=10,
+    )
+    run = requests.post(f"{api}/runs/create", json={"experiment_id": experiment.json()["experiment_id"]}, timeout=10)
+    run_id = run.json()["run"]["info"]["run_id"]
+    upload = requests.post(
+        f"{stack.tracking_uri}/ajax-api/2.0/mlflow/upload-artifact",
+        params={"run_uuid": run_id, "path": "sub/x.txt"},
+        data=b"written by any client",
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=10,
+    )
+    assert upload.status_code == 200, upload.text
+    assert (folder / run_id / "artifacts/sub/x.txt").read_bytes() == b"written by any client"
