@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -242,6 +244,16 @@ def check_artifact_store(location: str) -> str:
             "set MLFLOW_S3_ENDPOINT_URL=http://localhost:9000 (http://minio:9000 inside docker compose); "
             "for Amazon S3 itself, set MLFLOW_S3_ENDPOINT_URL=https://s3.amazonaws.com",
         )
+    try:
+        parts = urlsplit(endpoint)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is no number, a broken IPv6 address
+        usable = False
+    if not usable:
+        raise FixableError(
+            f"MLFLOW_S3_ENDPOINT_URL={endpoint!r} is not an address boto3 can use",
+            "write it with http:// and the port, like http://localhost:9000 (http://minio:9000 inside docker compose)",
+        )
     import boto3
     from botocore.config import Config
 
@@ -255,7 +267,7 @@ def check_artifact_store(location: str) -> str:
     except Exception as error:
         if not is_setup_problem(error):
             raise
-        raise explain_s3_error(error, endpoint, bucket) from None
+        raise explain_s3_error(error, endpoint, bucket) from error  # --debug shows the cause
     return f"S3 direct: this process uploads to bucket {bucket} at {endpoint}"
 
 
@@ -347,6 +359,14 @@ def _origin(error: BaseException) -> str:
     return type(error).__module__.split(".")[0]
 
 
+class Stopped(FixableError):
+    """The process was told to stop (Ctrl+C, SIGTERM, SIGHUP)."""
+
+
+def _stopped(signum, frame):
+    raise Stopped(f"stopped by {signal.Signals(signum).name}", "run the same command again when you want to")
+
+
 @contextmanager
 def exit_on_error():
     """Turn a set-up problem into one message and exit status 1.
@@ -356,8 +376,18 @@ def exit_on_error():
     FAILED; if the tracking server is gone, the message names the run and says how to
     close it once the server is back.
     """
+    # Stopped from outside (a closed terminal, `timeout`, a cancelled job): end like any other
+    # failure, so that `with mlflow.start_run()` marks the run FAILED on the way out.
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name) and threading.current_thread() is threading.main_thread():
+            signal.signal(getattr(signal, name), _stopped)
     try:
         yield
+    except KeyboardInterrupt:
+        error = Stopped("stopped with Ctrl+C", "run the same command again when you want to")
+        run_note, _ = _close_run(error)
+        print(f"error: {error.what}{run_note}\nfix: {error.fix}", file=sys.stderr)
+        sys.exit(1)
     except Exception as error:
         if not is_setup_problem(error):
             raise

@@ -13,14 +13,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import mlflow
+import pytest
 from conftest import run_script
-from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES
+from mlflow.environment_variables import (
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+)
 from stack import REPO, clean_env, compose_service, free_port
 
 SCRIPTS = ["examples/02_artifacts/run.py", "examples/01_log_artifact/run.py"]
@@ -34,6 +40,8 @@ MESSAGES = {
     "host refused": ("refused the Host header", "to the server's --allowed-hosts"),
     "s3 down": ("cannot reach the S3 endpoint", "start MinIO (`docker compose up -d minio`)"),
     "s3 endpoint unset": ("MLFLOW_S3_ENDPOINT_URL is not set", "set MLFLOW_S3_ENDPOINT_URL=http://localhost:9000"),
+    "s3 endpoint not an address": ("is not an address boto3 can use", "write it with http:// and the port"),
+    "stopped": ("stopped by SIGTERM", "run the same command again when you want to"),
     "no bucket": ("does not exist at", "`docker compose up create-bucket`"),
     "wrong secret": ("rejected the secret key", "set AWS_SECRET_ACCESS_KEY"),
     "unknown key": ("does not know the access key", "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
@@ -183,3 +191,35 @@ def test_troubleshooting_table_quotes_every_message():
     section = TUTORIAL.read_text().split("## 9) Troubleshooting")[1].split("\n## ")[0]
     for error, fix in MESSAGES.values():
         assert error in section and fix in section, (error, fix)
+
+
+STOPPABLE = """
+import sys, time
+import mlflow
+from common.checks import exit_on_error
+with exit_on_error():
+    mlflow.set_experiment("stopped")
+    with mlflow.start_run() as run:
+        print(run.info.run_id, flush=True)
+        time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("stop, said", [(signal.SIGTERM, "stopped by SIGTERM"), (signal.SIGINT, "stopped with Ctrl+C")])
+def test_stopped_from_outside_marks_the_run_failed(stop, said, tmp_path):
+    """A closed terminal, `timeout`, a cancelled job or Ctrl+C in the middle of a run: two
+    lines, exit status 1, and the run marked FAILED (the handler the examples run under)."""
+    env = dict(clean_env({}), PYTHONPATH=str(REPO))
+    process = subprocess.Popen(
+        [sys.executable, "-c", STOPPABLE], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    run_id = process.stdout.readline().strip()
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1 and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-2:] == [
+        f"error: {said} (run {run_id} is marked FAILED)",
+        "fix: run the same command again when you want to",
+    ]
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    assert client.get_run(run_id).info.status == "FAILED"

@@ -52,6 +52,14 @@ def test_s3_endpoint_setting_missing(before_faults, trainer_env, tmp_path):
         assert_one_clear_message(result, seconds, "s3 endpoint unset", "would upload to Amazon S3", "http://minio:9000")
 
 
+@pytest.mark.parametrize("endpoint", ["127.0.0.1:9000", "http://[::1:9000", "minio"])
+def test_s3_endpoint_that_is_not_an_address(endpoint, before_faults, trainer_env, tmp_path):
+    """A typo like `minio:9000` without http:// used to end in boto3's ValueError traceback."""
+    env = dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=endpoint)
+    for result, seconds in run_all(env, tmp_path).values():
+        assert_one_clear_message(result, seconds, "s3 endpoint not an address", repr(endpoint))
+
+
 def test_bucket_missing_then_created(stack, before_faults, trainer_env, tmp_path):
     server, endpoint = start_s3_server(tmp_path)  # an S3 server without the bucket
     try:

@@ -7,12 +7,17 @@ database and S3 server, so the experiments made in direct mode are there too.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import requests
 from conftest import printed, run_script, trainer_run
 from mlflow import MlflowClient
-from mlflow.environment_variables import MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD, MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE
+from mlflow.environment_variables import (
+    MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD,
+    MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE,
+)
 from mlflow.exceptions import MlflowException
 from stack import COMPOSE_FILE, PROXIED_FILE, argument, clean_env, compose_environment
 from test_examples import EXPECTED_FILES, check_contents
@@ -109,3 +114,24 @@ def test_proxy_multipart_upload_starts_at_500_mib(proxied, proxied_run, tmp_path
     assert put in proxied.server.log.read_text()
     prefix = f"proxied/{experiment_id}/{run_id}/"
     assert proxied.keys(prefix) == [prefix + "artifacts/large/payload.bin"]
+
+
+DOWNLOAD = """
+import sys, mlflow
+print(mlflow.artifacts.download_artifacts(run_id=sys.argv[1], artifact_path="reports/notes.md", dst_path=sys.argv[2]))
+"""
+
+
+def test_proxied_trainer_downloads_through_the_server(proxied, proxied_run, tmp_path):
+    """The server advertises presigned downloads straight from S3 (/server-info), which a
+    trainer without a way to the object store cannot use; the override switches them off."""
+    info = requests.get(f"{proxied.tracking_uri}/api/3.0/mlflow/server-info", timeout=10).json()
+    assert info.get("multipart_downloads_enabled") is True
+    env = clean_env(proxied.trainer_env)
+    assert env["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] == "false"
+    run, _ = proxied_run
+    done = subprocess.run(
+        [sys.executable, "-c", DOWNLOAD, run.info.run_id, str(tmp_path)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "notes.md").read_text().startswith("# Training notes")
