@@ -153,9 +153,9 @@ def proxied_store(proxied, monkeypatch) -> Store:
     for name, value in clean_env(proxied.trainer_env).items():
         if name.startswith("MLFLOW_") and name != "MLFLOW_EXPERIMENT_NAME":
             monkeypatch.setenv(name, value)
-    # By default the client downloads straight from S3 with presigned URLs, which moto (the
-    # tests' S3 server, with key checks on) answers with a 500: stream through the server.
-    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+    # The proxied trainer's environment downloads through the server, not from S3 directly
+    # (MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD in docker-compose.proxied.yml).
+    assert os.environ["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] == "false"
     mlflow.set_tracking_uri(proxied.tracking_uri)
     yield Store("proxied", stack=proxied)
     mlflow.set_tracking_uri(None)
