@@ -3,7 +3,7 @@
     .venv/bin/python scripts/upgrade_check.py            # the newest MLflow that installs
     .venv/bin/python scripts/upgrade_check.py 3.18.0     # a given version
 
-Every claim in the tutorials is a link `[✓ test_name](path/to/test_file.py)`. This runs
+Every claim in the tutorials is a link `[✓](path/to/test_file.py "test_name")`. This runs
 those tests twice against the same real servers the suite starts (PostgreSQL must be
 running, as for the tests): once here, on the pinned MLflow, and once in a throwaway
 virtual environment with the candidate MLflow and everything else as pinned. It prints a
@@ -21,7 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIALS = [REPO / "README.md", *sorted((REPO / "examples").glob("*/README.md"))]
-CLAIM_LINK = re.compile(r"\[✓ (\w+)\]\(([^)]+)\)")
+# [✓](path "name"): the test file, and the test's name as the link's title.
+CLAIM_LINK = re.compile(r'\[✓\]\(([^ )]+) "(\w+)"\)')
 PINNED = re.search(r"^mlflow(\[\w+\])?==([\w.]+)$", (REPO / "requirements.txt").read_text(), re.MULTILINE)
 
 
@@ -29,7 +30,7 @@ def claims() -> dict[str, Path]:
     """{test name: test file} for every claim link in the tutorials."""
     found = {}
     for readme in TUTORIALS:
-        for name, target in CLAIM_LINK.findall(readme.read_text()):
+        for target, name in CLAIM_LINK.findall(readme.read_text()):
             found[name] = (readme.parent / target).resolve()
     return found
 

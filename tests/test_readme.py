@@ -105,9 +105,11 @@ def test_pattern_e_before_any_run_says_what_to_run(tmp_path):
 
 @pytest.mark.parametrize("readme", TUTORIALS, ids=lambda p: p.parent.name)
 def test_every_claim_link_names_an_existing_test(readme):
-    links = CLAIM_LINK.findall(readme.read_text())
+    text = readme.read_text()
+    links = CLAIM_LINK.findall(text)
     assert links
-    for name, target in links:
+    assert text.count("[✓]") == len(links), "a ✓ link not of the form [✓](path/to/test_file.py \"test_name\")"
+    for target, name in links:
         test_file = (readme.parent / target).resolve()
         assert re.search(rf"^def {name}\(", test_file.read_text(), re.MULTILINE), f"{name} not in {target}"
 
