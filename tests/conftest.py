@@ -17,6 +17,8 @@ import boto3
 import mlflow
 import pytest
 from stack import (
+    COMPOSE_FILE,
+    PROXIED_FILE,
     REPO,
     clean_env,
     local_stack,
@@ -121,6 +123,21 @@ def same_form(output: str, replacements: dict[str, str] | None = None) -> str:
 def stack_run(stack, tmp_path_factory):
     """examples/02_artifacts/run.py, run once with the compose trainer's environment."""
     return trainer_run(stack, tmp_path_factory.mktemp("trainer"))
+
+
+@pytest.fixture(scope="session")
+def proxied(stack, stack_run, tmp_path_factory):
+    """The stack seen through a second tracking server, as docker-compose.yml +
+    docker-compose.proxied.yml configure it, on the same database and S3 server
+    (stack_run: direct mode came first, as for a learner who switches)."""
+    with stack.other_server(tmp_path_factory.mktemp("proxied"), (COMPOSE_FILE, PROXIED_FILE)) as seen_through_it:
+        yield seen_through_it
+
+
+@pytest.fixture(scope="session")
+def proxied_run(proxied, tmp_path_factory):
+    """examples/02_artifacts/run.py, run once in the proxied trainer."""
+    return trainer_run(proxied, tmp_path_factory.mktemp("proxied-trainer"))
 
 
 def trainer_run(stack, workdir: Path):

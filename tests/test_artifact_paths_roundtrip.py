@@ -20,7 +20,7 @@ import mlflow
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from stack import COMPOSE_FILE, PROXIED_FILE, clean_env
+from stack import clean_env
 
 from common.artifact_paths import InvalidArtifactPath, checked_file, checked_folder
 from common.mlflow_env import artifact_tree
@@ -136,13 +136,6 @@ def store(mlflow_store, request) -> Store:
     if mlflow_store == "embedded":
         return Store("embedded", folder=request.getfixturevalue("embedded_dir"))
     return Store(mlflow_store, stack=request.getfixturevalue("s3_stack"))
-
-
-@pytest.fixture(scope="module")
-def proxied(stack, tmp_path_factory):
-    """A second tracking server, as docker-compose.yml + docker-compose.proxied.yml configure it."""
-    with stack.other_server(tmp_path_factory.mktemp("proxied"), (COMPOSE_FILE, PROXIED_FILE)) as seen_through_it:
-        yield seen_through_it
 
 
 @pytest.fixture

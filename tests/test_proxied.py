@@ -12,7 +12,7 @@ import sys
 
 import pytest
 import requests
-from conftest import printed, run_script, trainer_run
+from conftest import printed, run_script
 from mlflow import MlflowClient
 from mlflow.environment_variables import (
     MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD,
@@ -23,18 +23,6 @@ from stack import COMPOSE_FILE, PROXIED_FILE, argument, clean_env, compose_envir
 from test_examples import EXPECTED_FILES, check_contents
 
 MERGED = (COMPOSE_FILE, PROXIED_FILE)
-
-
-@pytest.fixture(scope="module")
-def proxied(stack, stack_run, tmp_path_factory):
-    """The stack as seen through the proxied tracking server (stack_run: direct mode came first)."""
-    with stack.other_server(tmp_path_factory.mktemp("proxied"), MERGED) as seen_through_it:
-        yield seen_through_it
-
-
-@pytest.fixture(scope="module")
-def proxied_run(proxied, tmp_path_factory):
-    return trainer_run(proxied, tmp_path_factory.mktemp("trainer"))
 
 
 def test_proxied_server_command_has_no_default_artifact_root(proxied):

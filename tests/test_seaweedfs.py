@@ -38,7 +38,7 @@ from stack import (
 )
 from test_examples import EXPECTED_FILES, check_contents
 from test_faults import assert_one_clear_message, run_and_time
-from test_readme import pattern_blocks
+from test_readme import PATTERNS, run_pattern
 
 FILES = (COMPOSE_FILE, SEAWEEDFS_FILE)
 SERVICE = compose_service("seaweedfs", FILES)
@@ -120,6 +120,18 @@ def seaweedfs_run(seaweedfs_stack, tmp_path_factory):
     return trainer_run(seaweedfs_stack, tmp_path_factory.mktemp("trainer"))
 
 
+@pytest.fixture(scope="module")
+def seaweedfs_proxied(seaweedfs_stack, seaweedfs_run, tmp_path_factory):
+    """The merged files with docker-compose.proxied.yml last (direct mode came first)."""
+    with seaweedfs_stack.other_server(tmp_path_factory.mktemp("proxied"), (COMPOSE_FILE, PROXIED_FILE)) as proxied:
+        yield proxied
+
+
+@pytest.fixture(scope="module")
+def seaweedfs_proxied_run(seaweedfs_proxied, tmp_path_factory):
+    return trainer_run(seaweedfs_proxied, tmp_path_factory.mktemp("trainer"))
+
+
 def stored(stack, prefix: str):
     """`read(path)` for check_contents: the bytes SeaweedFS holds under `prefix`."""
     s3 = stack.s3()
@@ -134,26 +146,24 @@ def test_run_py_stores_five_identical_files_in_seaweedfs(seaweedfs_stack, seawee
     check_contents(stored(seaweedfs_stack, prefix))
 
 
-def test_run_py_in_proxied_mode_on_seaweedfs(seaweedfs_stack, seaweedfs_run, tmp_path):
-    with seaweedfs_stack.other_server(tmp_path, (COMPOSE_FILE, PROXIED_FILE)) as proxied:
-        run, _ = trainer_run(proxied, tmp_path)
+def test_run_py_in_proxied_mode_on_seaweedfs(seaweedfs_stack, seaweedfs_proxied_run):
+    run, _ = seaweedfs_proxied_run
     prefix = f"proxied/{run.info.experiment_id}/{run.info.run_id}/artifacts/"
     assert seaweedfs_stack.keys(prefix) == [prefix + path for path in EXPECTED_FILES]
     check_contents(stored(seaweedfs_stack, prefix))
 
 
-def test_readme_patterns_run_on_seaweedfs(seaweedfs_stack, seaweedfs_run, tmp_path):
-    """The tutorial's patterns A to E, in the trainer of the merged compose files."""
-    for letter, code in pattern_blocks().items():
-        done = subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=tmp_path,
-            env=clean_env(seaweedfs_stack.trainer_env),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+@pytest.mark.parametrize("mode", ["direct", "proxied"])
+def test_readme_patterns_run_on_seaweedfs(mode, request, tmp_path):
+    """The tutorial's patterns, in the trainer of the merged compose files, direct and proxied
+    (proxied after direct, whose experiment 02-artifacts the proxied trainer cannot write to)."""
+    stack = request.getfixturevalue("seaweedfs_stack" if mode == "direct" else "seaweedfs_proxied")
+    request.getfixturevalue("seaweedfs_run" if mode == "direct" else "seaweedfs_proxied_run")
+    for letter in PATTERNS:
+        done = run_pattern(letter, tmp_path, clean_env(stack.trainer_env))
         assert done.returncode == 0, f"pattern {letter}: {done.stderr}"
+    experiment = "02-artifacts" if mode == "direct" else "02-artifacts-proxied"
+    assert printed(done.stdout, "experiment").startswith(f"{experiment} (id ")
     assert (tmp_path / "downloads/notes.md").read_text().startswith("# Training notes")
 
 
@@ -207,35 +217,36 @@ def test_moto_forgets_everything_on_a_restart(tmp_path):
 # --- large files through the proxy -------------------------------------------------------------
 
 
-def test_proxy_multipart_upload_goes_to_the_servers_s3_endpoint(seaweedfs_stack, tmp_path, monkeypatch):
+def test_proxy_multipart_upload_goes_to_the_servers_s3_endpoint(
+    seaweedfs_stack, seaweedfs_proxied, tmp_path, monkeypatch
+):
     """MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD: the server hands out presigned URLs for each part,
     made with ITS S3 endpoint, and the client uploads the parts there itself."""
-    with seaweedfs_stack.other_server(tmp_path, (COMPOSE_FILE, PROXIED_FILE)) as proxied:
-        for name, value in clean_env(proxied.trainer_env).items():
-            if name.startswith("MLFLOW_"):
-                monkeypatch.setenv(name, value)
-        monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
-        monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(5 << 20))  # 500 MiB by default
-        monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(5 << 20))
-        # The URLs the server hands out, as the client receives them.
-        answer = requests.post(
-            f"{proxied.tracking_uri}/api/2.0/mlflow-artifacts/mpu/create/probe/large.bin",
-            json={"path": "large.bin", "num_parts": 2},
-            timeout=10,
-        )
-        assert answer.status_code == 200, answer.text
-        urls = [credential["url"] for credential in answer.json()["credentials"]]
-        assert urls and all(url.startswith(f"{seaweedfs_stack.s3_endpoint}/") for url in urls)
+    for name, value in clean_env(seaweedfs_proxied.trainer_env).items():
+        if name.startswith("MLFLOW_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "true")
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE", str(5 << 20))  # 500 MiB by default
+    monkeypatch.setenv("MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE", str(5 << 20))
+    # The URLs the server hands out, as the client receives them.
+    answer = requests.post(
+        f"{seaweedfs_proxied.tracking_uri}/api/2.0/mlflow-artifacts/mpu/create/probe/large.bin",
+        json={"path": "large.bin", "num_parts": 2},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    urls = [credential["url"] for credential in answer.json()["credentials"]]
+    assert urls and all(url.startswith(f"{seaweedfs_stack.s3_endpoint}/") for url in urls)
 
-        payload = tmp_path / "large.bin"
-        payload.write_bytes(os.urandom(12 << 20))
-        mlflow.set_tracking_uri(proxied.tracking_uri)
-        try:
-            mlflow.set_experiment("02-artifacts-proxied")
-            with mlflow.start_run() as run:
-                mlflow.log_artifact(str(payload), artifact_path="large")
-        finally:
-            mlflow.set_tracking_uri(None)
+    payload = tmp_path / "large.bin"
+    payload.write_bytes(os.urandom(12 << 20))
+    mlflow.set_tracking_uri(seaweedfs_proxied.tracking_uri)
+    try:
+        mlflow.set_experiment("02-artifacts-proxied")
+        with mlflow.start_run() as run:
+            mlflow.log_artifact(str(payload), artifact_path="large")
+    finally:
+        mlflow.set_tracking_uri(None)
     key = f"proxied/{run.info.experiment_id}/{run.info.run_id}/artifacts/large/large.bin"
     stored = seaweedfs_stack.s3().get_object(Bucket=seaweedfs_stack.bucket, Key=key)
     assert stored["ETag"].strip('"').endswith("-3")  # three 5 MiB parts, uploaded by the client

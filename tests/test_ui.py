@@ -16,7 +16,6 @@ from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION
 from stack import (
     API_PROBE,
     COMPOSE_FILE,
-    PROXIED_FILE,
     clean_env,
     free_port,
     http_status,
@@ -72,11 +71,10 @@ def test_mlflow_ui_runs_one_worker_and_no_job_runner(embedded_ui):
 
 
 @pytest.fixture(scope="module")
-def proxied_ui(stack, stack_run, tmp_path_factory):
+def proxied_ui(proxied, proxied_run):
     """run.py in proxied mode (docker-compose.proxied.yml), and that tracking server's UI."""
-    with stack.other_server(tmp_path_factory.mktemp("proxied-ui"), (COMPOSE_FILE, PROXIED_FILE)) as proxied:
-        run, _ = trainer_run(proxied, tmp_path_factory.mktemp("proxied-trainer"))
-        yield UiRun(proxied.tracking_uri, run.info.experiment_id, run.info.run_id, proxied.server.popen.pid)
+    run, _ = proxied_run
+    return UiRun(proxied.tracking_uri, run.info.experiment_id, run.info.run_id, proxied.server.popen.pid)
 
 
 @pytest.fixture(scope="module")
