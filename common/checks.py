@@ -6,6 +6,12 @@ short timeout, and turn what can go wrong into a FixableError: one `error:` line
 failed, with the address or setting) and one `fix:` line (what to do). `exit_on_error()`
 prints it and exits with status 1.
 
+When two things are wrong at once, the message names the one to fix first: the checks run
+in that order (experiment name, tracking server, artifact store). Where one answer hides
+another (Amazon S3 says NoSuchBucket before it looks at the key), the check asks again and
+names both, the key first. A request that went through an HTTP proxy (HTTP_PROXY...) and
+failed says so, and how to keep the local hosts away from the proxy (NO_PROXY).
+
 Which failures are set-up problems, with an `error:` and a `fix:` line: a FixableError, and
 any exception raised by the libraries that talk to the outside world (MLflow, boto3,
 botocore, s3transfer, requests, urllib3, SQLAlchemy, sqlite3) or by the operating system
@@ -39,7 +45,11 @@ TRACKING_URI_FIX = (
     "set MLFLOW_TRACKING_URI to a server, like http://localhost:5000 (http://mlflow:5000 inside docker compose), "
     "or unset it to use the embedded default (mlflow.db in this folder)"
 )
-MAX_EXPERIMENT_NAME = 500  # MLflow refuses longer names
+# MLflow's own check allows 500 characters, but its database column (experiments.name) is
+# VARCHAR(256): PostgreSQL and MySQL refuse a longer name, SQLite keeps it. 256 holds everywhere.
+MAX_EXPERIMENT_NAME = 256
+# Where a request should not go through HTTP_PROXY / HTTPS_PROXY: the compose hosts and this machine.
+NO_PROXY_EXAMPLE = "NO_PROXY=localhost,127.0.0.1,mlflow,minio,seaweedfs"
 
 
 class FixableError(Exception):
@@ -57,7 +67,7 @@ def check_experiment_name(name: str) -> None:
         setting = "MLFLOW_EXPERIMENT_NAME" if from_setting else "the experiment name"
         raise FixableError(
             f"{setting} is {len(name)} characters long ('{_short(name, 40)}'); "
-            f"MLflow allows at most {MAX_EXPERIMENT_NAME}",
+            f"MLflow's database allows at most {MAX_EXPERIMENT_NAME}",
             f"set {setting} to a shorter name"
             + (", or unset it to use the example's own" if from_setting else ""),
         )
@@ -66,6 +76,15 @@ def check_experiment_name(name: str) -> None:
 def check_tracking_server(tracking_uri: str) -> str | None:
     """Raise FixableError unless the tracking store can be used; return the server's version."""
     scheme = urlsplit(tracking_uri).scheme.split("+")[0]
+    if tracking_uri in TRACKING_SCHEMES:  # a scheme alone, like 'databricks' or 'sqlite'
+        databricks = tracking_uri == "databricks"
+        if databricks and (os.environ.get("DATABRICKS_HOST") or Path("~/.databrickscfg").expanduser().exists()):
+            return None  # a configured Databricks workspace: MLflow connects to it itself
+        unconfigured = " (and no Databricks workspace is configured: no DATABRICKS_HOST, no ~/.databrickscfg)"
+        raise FixableError(
+            f"MLFLOW_TRACKING_URI={tracking_uri!r} is a scheme without an address{unconfigured if databricks else ''}",
+            TRACKING_URI_FIX,
+        )
     if scheme in ("", "file") and "MLFLOW_TRACKING_URI" not in os.environ:
         raise FixableError(
             "this folder holds an old MLflow file store (./mlruns), so MLflow uses it instead of "
@@ -89,22 +108,85 @@ def check_tracking_server(tracking_uri: str) -> str | None:
         # SQLite needs to write the database AND its folder (for its journal): check both now,
         # or MLflow retries a read-only database for minutes.
         database = Path(tracking_uri.partition(":///")[2])
+        if database.is_dir():  # SQLite cannot open a folder, and MLflow retries that for minutes
+            raise FixableError(
+                f"MLFLOW_TRACKING_URI={tracking_uri} names a folder, not a database file",
+                f"name a file in it: MLFLOW_TRACKING_URI=sqlite:///{str(database).rstrip('/')}/mlflow.db",
+            )
+        # An SQLite database starts with these 16 bytes (an empty file becomes one).
+        if database.is_file() and database.stat().st_size and not _starts_with(database, b"SQLite format 3\0"):
+            raise FixableError(
+                f"{database} (in MLFLOW_TRACKING_URI) is not an SQLite database",
+                "name a new file or an MLflow database, like MLFLOW_TRACKING_URI=sqlite:///mlflow.db",
+            )
         _check_writable(database.parent, f"the MLflow database {database}")
         if database.exists() and not os.access(database, os.W_OK):
             raise FixableError(
                 f"the MLflow database {database} is read-only", f"make it writable: chmod u+w {database}"
             )
         return None
+    if scheme in ("postgresql", "mysql", "mssql"):
+        _check_database_driver(tracking_uri)
     if not scheme.startswith("http"):
         return None  # a database URL: MLflow opens it itself
+    try:
+        return _ask_tracking_server(tracking_uri.rstrip("/"))
+    except FixableError as error:
+        raise _via_proxy(error, tracking_uri) from None
+
+
+def _starts_with(path: Path, header: bytes) -> bool:
+    with open(path, "rb") as file:
+        return file.read(len(header)) == header
+
+
+def _check_database_driver(tracking_uri: str) -> None:
+    """Raise FixableError unless the Python module SQLAlchemy needs for this database URL is installed.
+
+    `postgresql://` means the driver SQLAlchemy 2.1 picks by default, psycopg (version 3), and
+    `mysql://` means MySQLdb: neither comes with requirements.txt, which installs psycopg2.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = make_url(tracking_uri)
+        url.get_dialect().import_dbapi()  # what MLflow's first connection would import
+    except ImportError as error:
+        module = error.name or str(error)
+        psycopg2 = url.set(drivername="postgresql+psycopg2").render_as_string(hide_password=True)  # no password shown
+        raise FixableError(
+            f"MLFLOW_TRACKING_URI={url.render_as_string(hide_password=True)} needs the Python module "
+            f"'{module}' (the driver SQLAlchemy uses for {url.drivername}://), and it is not installed",
+            f"write it as MLFLOW_TRACKING_URI={psycopg2} (psycopg2 comes with requirements.txt)"
+            if url.get_backend_name() == "postgresql"
+            else f"install the package that provides '{module}' into this Python, or use PostgreSQL "
+            "with postgresql+psycopg2://user:password@host:5432/database as docker-compose.yml does",
+        ) from None
+    except (ArgumentError, NoSuchModuleError, ValueError) as error:
+        raise FixableError(
+            f"MLFLOW_TRACKING_URI is not a database URL SQLAlchemy can use: {_short(str(error))}",
+            "write it like postgresql+psycopg2://user:password@host:5432/database, " + TRACKING_URI_FIX,
+        ) from None
+
+
+def _ask_tracking_server(server: str) -> str | None:
+    """Raise FixableError unless an MLflow tracking server answers at `server`; return its version."""
     auth = None
     if os.environ.get("MLFLOW_TRACKING_USERNAME"):
         auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
-    server = tracking_uri.rstrip("/")
     host = urlsplit(server).netloc
+    # As MLflow's own calls: a server certificate of your own, or none checked (MLflow's settings).
+    verify = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or os.environ.get(
+        "MLFLOW_TRACKING_INSECURE_TLS", ""
+    ).lower() != "true"
     try:
         answer = requests.get(
-            f"{server}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, auth=auth, timeout=CHECK_TIMEOUT
+            f"{server}/api/2.0/mlflow/experiments/search",
+            params={"max_results": 1},
+            auth=auth,
+            timeout=CHECK_TIMEOUT,
+            verify=verify,
         )
     except requests.exceptions.RequestException as error:
         raise explain_tracking_error(error, server) or FixableError(
@@ -135,20 +217,31 @@ def check_tracking_server(tracking_uri: str) -> str | None:
     if not is_mlflow:
         raise _not_mlflow(server, f"HTTP 200, {answer.headers.get('Content-Type', 'no content type')}")
     try:
-        return requests.get(f"{server}/version", auth=auth, timeout=CHECK_TIMEOUT).text.strip() or None
+        return requests.get(f"{server}/version", auth=auth, timeout=CHECK_TIMEOUT, verify=verify).text.strip() or None
     except requests.exceptions.RequestException:
         return None
 
 
 def explain_tracking_error(error: Exception, server: str) -> FixableError | None:
     """The FixableError for a failed request to the tracking server (ours or MLflow's), if we know it."""
+    explained = _tracking_error(error, server)
+    return _via_proxy(explained, server, str(error)) if explained and server else explained
+
+
+def _tracking_error(error: Exception, server: str) -> FixableError | None:
     text = str(error)
+    if "SSLError" in text or "SSL:" in text:
+        return FixableError(
+            f"TLS (https) with the tracking server at {server} failed: {_tls_reason(text)}",
+            "if the server speaks plain HTTP (the compose mlflow service does), write http:// in MLFLOW_TRACKING_URI; "
+            "for a certificate of your own, set MLFLOW_TRACKING_SERVER_CERT_PATH to its CA file",
+        )
     if "Name or service not known" in text or "NameResolutionError" in text or "nodename nor servname" in text:
         return FixableError(
             f"the tracking server name in {server} does not resolve on this machine",
             "inside docker compose use http://mlflow:5000; on your computer use http://localhost:5000",
         )
-    if "Connection refused" in text or "NewConnectionError" in text:
+    if "Connection refused" in text or "NewConnectionError" in text or "ProxyError" in text:
         return FixableError(
             f"cannot reach the MLflow tracking server at {server} (connection refused)",
             "start it (`docker compose up -d`), or set MLFLOW_TRACKING_URI to a server that runs; "
@@ -177,6 +270,50 @@ def explain_tracking_error(error: Exception, server: str) -> FixableError | None
             "check that MLFLOW_TRACKING_URI points at an MLflow tracking server",
         )
     return None
+
+
+def _tls_reason(text: str) -> str:
+    """The TLS library's reason, like '[SSL: WRONG_VERSION_NUMBER] wrong version number'."""
+    found = re.search(r"\[SSL[^\]]*\][^'\")(]*", text)
+    return found.group(0).strip() if found else _short(text, 120)
+
+
+def _proxy_for(url: str, boto: bool = False) -> str | None:
+    """The proxy setting a request to `url` goes through, like 'HTTP_PROXY=http://proxy:3128'
+    (a password in it left out), or None: NO_PROXY lists the host, or no proxy is set.
+    requests (our checks, MLflow) also use ALL_PROXY; boto3 does not."""
+    scheme = urlsplit(url).scheme
+    try:
+        proxies = requests.utils.get_environ_proxies(url)  # {} when NO_PROXY lists the host
+    except ValueError:
+        return None
+    kinds = (scheme,) if boto else (scheme, "all")
+    kind, proxy = next(((k, proxies[k]) for k in kinds if proxies.get(k)), (None, None))
+    if not proxy:
+        return None
+    name = next((n for n in os.environ if n.lower() == f"{kind}_proxy" and os.environ[n] == proxy), f"{kind}_proxy")
+    parts = urlsplit(proxy)
+    return f"{name}={parts._replace(netloc=parts.netloc.rpartition('@')[2]).geturl()}"
+
+
+def _via_proxy(error: FixableError, url: str, text: str = "", boto: bool = False) -> FixableError:
+    """`error`, saying that the request went through an HTTP proxy, if it did: a proxy set for
+    the internet also catches requests to localhost and to the compose hosts, unless NO_PROXY
+    lists them."""
+    proxy = _proxy_for(url, boto)
+    if not proxy or "NO_PROXY" in error.fix:
+        return error
+    host = urlsplit(url).hostname
+    add = f"add {host} to NO_PROXY so that it is reached directly, like {NO_PROXY_EXAMPLE}"
+    if re.search(r"ProxyError|(connect|Unable to connect) to proxy", text):
+        return FixableError(
+            f"cannot reach the proxy in {proxy}, which requests to {url} go through",
+            f"{add}; or start that proxy, or unset {proxy.split('=')[0]}",
+        )
+    return FixableError(
+        f"{error.what}; the request went through the proxy in {proxy}",
+        f"if {host} is not behind that proxy, {add}; else {error.fix}",
+    )
 
 
 def _timeout(error: Exception) -> int:
@@ -244,16 +381,20 @@ def check_artifact_store(location: str) -> str:
             "set MLFLOW_S3_ENDPOINT_URL=http://localhost:9000 (http://minio:9000 inside docker compose); "
             "for Amazon S3 itself, set MLFLOW_S3_ENDPOINT_URL=https://s3.amazonaws.com",
         )
-    try:
-        parts = urlsplit(endpoint)
-        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-    except ValueError:  # a port that is no number, a broken IPv6 address
-        usable = False
-    if not usable:
+    problem = _endpoint_problem(endpoint)
+    if problem:
         raise FixableError(
-            f"MLFLOW_S3_ENDPOINT_URL={endpoint!r} is not an address boto3 can use",
-            "write it with http:// and the port, like http://localhost:9000 (http://minio:9000 inside docker compose)",
+            f"MLFLOW_S3_ENDPOINT_URL={endpoint!r} is not an address boto3 can use ({problem})",
+            "write it with http:// and the port, and nothing after the port, "
+            "like http://localhost:9000 (http://minio:9000 inside docker compose)",
         )
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        odd = next((char for char in os.environ.get(name, "") if char.isspace() or not char.isprintable()), None)
+        if odd:  # S3 would only say the key is unknown, or the signature wrong
+            raise FixableError(
+                f"{name} contains {odd!r} (U+{ord(odd):04X}), which no S3 key holds (copied with a line end?)",
+                f"set {name} again, on one line, without spaces (its value is not shown here)",
+            )
     import boto3
     from botocore.config import Config
 
@@ -264,11 +405,77 @@ def check_artifact_store(location: str) -> str:
             config=Config(connect_timeout=CHECK_TIMEOUT, read_timeout=CHECK_TIMEOUT, retries={"total_max_attempts": 1}),
         )
         s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    except RecursionError:  # botocore follows some redirects back to the same address, again and again
+        raise _s3_redirect(endpoint, bucket, *_redirect_of(endpoint, bucket)) from None
     except Exception as error:
         if not is_setup_problem(error):
             raise
-        raise explain_s3_error(error, endpoint, bucket) from error  # --debug shows the cause
+        explained = explain_s3_error(error, endpoint, bucket)
+        if _s3_answer(error)[0] == "NoSuchBucket":
+            explained = _and_the_key(s3, explained, endpoint, bucket)
+        raise explained from error  # --debug shows the cause
     return f"S3 direct: this process uploads to bucket {bucket} at {endpoint}"
+
+
+def _endpoint_problem(endpoint: str) -> str | None:
+    """Why MLFLOW_S3_ENDPOINT_URL is no address boto3 can use, or None."""
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError as error:  # a port out of range or not a number, a broken IPv6 address
+        return str(error).lower()
+    if parts.scheme not in ("http", "https"):
+        return "it does not start with http:// or https://"
+    if not parts.hostname or port == 0:
+        return "no host name" if not parts.hostname else "port 0"
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        # boto3 puts the bucket after the address itself: '/minio' would be taken for the bucket.
+        return f"it goes on after the address with {endpoint[len(parts.scheme) + 3 + len(parts.netloc):]!r}"
+    return None
+
+
+def _and_the_key(s3, no_bucket: FixableError, endpoint: str, bucket: str) -> FixableError:
+    """An S3 server may say NoSuchBucket before it checks the key (moto and SeaweedFS check the
+    key first; others are not known here): ask once more, about no bucket at all, so that a
+    wrong key is named too, and first."""
+    try:
+        s3.list_buckets()
+    except Exception as error:  # AccessDenied: the key is known, just not allowed to list buckets
+        if _s3_answer(error)[0] in ("InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            key = explain_s3_error(error, endpoint, bucket)
+            return FixableError(
+                f"{key.what}, and bucket '{bucket}' does not exist there either",
+                f"{key.fix}; and create the bucket: `docker compose up create-bucket`",
+            )
+    return no_bucket
+
+
+def _redirect_of(endpoint: str, bucket: str) -> tuple[int | None, str]:
+    """Where S3 redirects a request for the bucket: asked once more, without following it."""
+    try:
+        answer = requests.get(f"{endpoint}/{bucket}", allow_redirects=False, timeout=CHECK_TIMEOUT)
+    except requests.exceptions.RequestException:
+        return None, ""
+    endpoint = re.search(r"<Endpoint>([^<]+)</Endpoint>", answer.text)
+    return answer.status_code, _redirect_target(answer.headers, endpoint and endpoint.group(1))
+
+
+def _redirect_target(headers, s3_endpoint: str | None) -> str:
+    """Where a redirect points: 'region eu-west-1, https://...', from its headers and S3's <Endpoint>."""
+    headers = {name.lower(): value for name, value in headers.items()}
+    region = headers.get("x-amz-bucket-region")
+    places = [f"region {region}" if region else "", headers.get("location", ""), s3_endpoint or ""]
+    return ", ".join(place for place in places if place)
+
+
+def _s3_redirect(endpoint: str, bucket: str | None, status: int | None, target: str) -> FixableError:
+    return FixableError(
+        f"S3 at {endpoint} redirected the request for bucket '{bucket}'"
+        + (f" (HTTP {status})" if status else "")
+        + (f" to {target}" if target else " elsewhere"),
+        "set MLFLOW_S3_ENDPOINT_URL to the S3 server itself, as scheme://host:port (http://minio:9000 inside "
+        "docker compose); for Amazon S3, set AWS_DEFAULT_REGION to the bucket's region",
+    )
 
 
 # S3 error codes, as boto3 reports them, and what they mean for a learner.
@@ -295,23 +502,98 @@ def explain_s3_error(error: Exception, endpoint: str | None, bucket: str | None)
     # boto3 wraps some failures (an upload's ClientError) in an error that keeps only the text.
     text = " ".join(str(e) for e in _chain(error))
     names = {type(e).__name__ for e in _chain(error)}
+
+    def via_proxy(explained: FixableError) -> FixableError:  # for the failures a proxy can cause
+        return _via_proxy(explained, endpoint, text, boto=True) if (endpoint or "").startswith("http") else explained
+
     if "NoCredentialsError" in names:
         return FixableError(
             f"no S3 credentials for {endpoint}",
             "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the MinIO user and password in docker compose)",
         )
-    if names & {"EndpointConnectionError", "ConnectTimeoutError"} or "Could not connect to the endpoint" in text:
+    if "ProfileNotFound" in names:
+        files = os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")
         return FixableError(
-            f"cannot reach the S3 endpoint {endpoint}",
-            "start MinIO (`docker compose up -d minio`), or correct MLFLOW_S3_ENDPOINT_URL",
+            f"AWS_PROFILE={os.environ.get('AWS_PROFILE')!r} names a profile that is not in {files}",
+            "unset AWS_PROFILE (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are enough), "
+            "or create that profile: `aws configure --profile <name>`",
+        )
+    if "InvalidRegionError" in names:
+        return FixableError(
+            f"AWS_DEFAULT_REGION={os.environ.get('AWS_DEFAULT_REGION')!r} is not a region name boto3 accepts",
+            "set AWS_DEFAULT_REGION to a region like us-east-1 (the one your S3 server expects), or unset it",
+        )
+    if "SSLError" in names:
+        return via_proxy(
+            FixableError(
+                f"TLS (https) with the S3 endpoint {endpoint} failed: {_tls_reason(text)}",
+                "if the server speaks plain HTTP (MinIO and SeaweedFS in docker compose do), write http:// in "
+                "MLFLOW_S3_ENDPOINT_URL; for a certificate of your own, set AWS_CA_BUNDLE to its CA file",
+            )
+        )
+    if names & {"EndpointConnectionError", "ConnectTimeoutError", "ProxyConnectionError"} or (
+        "Could not connect to the endpoint" in text
+    ):
+        return via_proxy(
+            FixableError(
+                f"cannot reach the S3 endpoint {endpoint}",
+                "start MinIO (`docker compose up -d minio`), or correct MLFLOW_S3_ENDPOINT_URL",
+            )
         )
     if "ReadTimeoutError" in names or "Read timeout on endpoint" in text:
-        return FixableError(f"the S3 endpoint {endpoint} did not answer in time", f"{_S3_LOG} and restart MinIO")
-    if "ConnectionClosedError" in names or "Connection was closed before" in text:
-        return FixableError(
-            f"the S3 endpoint {endpoint} closed the connection without an answer (stopped or restarting?)",
-            f"{_S3_LOG}, restart it (`docker compose restart minio`), then run the same command again",
+        return via_proxy(
+            FixableError(f"the S3 endpoint {endpoint} did not answer in time", f"{_S3_LOG} and restart MinIO")
         )
+    if "ConnectionClosedError" in names or "Connection was closed before" in text:
+        return via_proxy(
+            FixableError(
+                f"the S3 endpoint {endpoint} closed the connection without an answer (stopped or restarting?)",
+                f"{_S3_LOG}, restart it (`docker compose restart minio`), then run the same command again",
+            )
+        )
+    code, status, said, operation, response = _s3_answer(error)
+    if code in _S3_CODES:
+        what, fix = _S3_CODES[code]
+        return FixableError(what.format(bucket=bucket, endpoint=endpoint), fix)
+    if status in (301, 302, 303, 307, 308) or code in ("PermanentRedirect", "TemporaryRedirect", "Redirect"):
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        target = _redirect_target(headers, response.get("Error", {}).get("Endpoint"))
+        return _s3_redirect(endpoint, bucket, status, target)
+    expected = response.get("Error", {}).get("Region") or re.search(r"expecting '([\w-]+)'", said or "")
+    if expected and code in ("AuthorizationHeaderMalformed", "InvalidRegion", "IllegalLocationConstraintException"):
+        expected = expected if isinstance(expected, str) else expected.group(1)
+        region = os.environ.get("AWS_DEFAULT_REGION")
+        return FixableError(
+            f"S3 at {endpoint} expects the region {expected!r}, and this process signs its requests for "
+            + (f"AWS_DEFAULT_REGION={region!r}" if region else "boto3's default (AWS_DEFAULT_REGION is not set)"),
+            f"set AWS_DEFAULT_REGION={expected}",
+        )
+    key = re.search(r"Failed to upload .* to (.*): An error occurred", text, re.DOTALL)
+    answer = " ".join(str(part) for part in (status, code) if part) or "with an error"
+    busy = status == 429 or code == "TooManyRequests"
+    answer += " (too many requests)" if busy else ""
+    what = f"S3 at {endpoint} answered {answer}" + (f" to {operation}" if operation else "")
+    what += f" for {key.group(1)!r}" if key else ""
+    what += f": {_short(said)}" if said and said != code else ""
+    if status == 404:
+        fix = (
+            "not a missing bucket (S3 says NoSuchBucket for that): S3 refused or could not find the key; "
+            "remove control characters (a newline, a tab) from the artifact path, and check that "
+            "MLFLOW_S3_ENDPOINT_URL is the S3 server the tracking server uses"
+        )
+    elif busy:
+        fix = f"the S3 server is busy (too many requests): wait a minute, then run the same command again; {_S3_LOG}"
+    elif (status or 0) >= 500 or code in ("SlowDown", "InternalError", "ServiceUnavailable"):
+        fix = f"the S3 server is failing or overloaded: {_S3_LOG}, wait, then run the same command again"
+    else:
+        fix = f"check MLFLOW_S3_ENDPOINT_URL and the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; {_S3_LOG}"
+    explained = FixableError(what, fix)
+    return explained if code else via_proxy(explained)  # with an S3 error code, S3 itself answered
+
+
+def _s3_answer(error: BaseException) -> tuple[str | None, int | None, str | None, str | None, dict]:
+    """What S3 answered, as far as the error tells: code, HTTP status, message, operation, whole answer."""
+    text = " ".join(str(e) for e in _chain(error))
     # ClientError has S3's answer as a dict; other errors' `response` may be None or missing.
     response = next((e.response for e in _chain(error) if isinstance(getattr(e, "response", None), dict)), {})
     code = response.get("Error", {}).get("Code")
@@ -322,27 +604,9 @@ def explain_s3_error(error: Exception, endpoint: str | None, bucket: str | None)
         code, operation, said = code or found.group(1), found.group(2), said or found.group(3)
     else:
         operation = getattr(error, "operation_name", None)
-    if code in _S3_CODES:
-        what, fix = _S3_CODES[code]
-        return FixableError(what.format(bucket=bucket, endpoint=endpoint), fix)
     if code and code.isdigit():  # a bare status code, no S3 error code (a HEAD, or a server that is not S3)
         status, code = int(code), None
-    key = re.search(r"Failed to upload .* to (.*): An error occurred", text, re.DOTALL)
-    answer = " ".join(str(part) for part in (status, code) if part) or "with an error"
-    what = f"S3 at {endpoint} answered {answer}" + (f" to {operation}" if operation else "")
-    what += f" for {key.group(1)!r}" if key else ""
-    what += f": {_short(said)}" if said and said != code else ""
-    if status == 404:
-        fix = (
-            "not a missing bucket (S3 says NoSuchBucket for that): S3 refused or could not find the key; "
-            "remove control characters (a newline, a tab) from the artifact path, and check that "
-            "MLFLOW_S3_ENDPOINT_URL is the S3 server the tracking server uses"
-        )
-    elif (status or 0) >= 500 or code in ("SlowDown", "InternalError", "ServiceUnavailable"):
-        fix = f"the S3 server is failing or overloaded: {_S3_LOG}, wait, then run the same command again"
-    else:
-        fix = f"check MLFLOW_S3_ENDPOINT_URL and the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; {_S3_LOG}"
-    return FixableError(what, fix)
+    return code, status, said, operation, response
 
 
 # Packages whose exceptions come from the environment (servers, settings, files), not from our code.

@@ -56,7 +56,12 @@ def set_experiment(name: str) -> Experiment:
 
 
 def artifact_tree(run_id: str, folder: str | None = None) -> list[str]:
-    """Every file of the run, as the artifact store lists it (not as we think we logged it)."""
+    """Every file of the run, as the artifact store lists it (not as we think we logged it).
+
+    As MLflow lists it, unchanged: keys that another client wrote into the run's prefix with
+    '//', '/./' or '/../' in them, or a '/' first, MLflow's listing leaves out, so they are
+    not here either (and './x' is listed as 'x'). The examples' checked paths never write them.
+    """
     # A loop that lists each folder once, not recursion: a store can list a folder as its
     # own child (MLflow shows the S3 key 'a/./x' as a folder 'a' inside 'a'), and trees can be deep.
     files, listed = [], {folder}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path, PureWindowsPath
+
 import mlflow
 import pytest
 
@@ -35,6 +37,31 @@ BAD_FILES = {
     "x" * 198 + ".md": "name longer than 200 bytes",
     "é" * 99 + ".md": "name longer than 200 bytes",  # 201 bytes in UTF-8
     "/".join(["x" * 99] * 9) + ".md": "longer than 900 bytes",
+    "/".join("a" * 33) + ".md": "has 33 names; at most 32",  # each folder costs artifact_tree a listing
+    # Names Windows keeps for devices: a download there fails.
+    "CON": "Windows keeps for a device",
+    "reports/con.txt": "Windows keeps for a device",
+    "Nul.tar.gz": "Windows keeps for a device",
+    "LPT9.md": "Windows keeps for a device",
+    "com¹.json": "Windows keeps for a device",
+    # Not in Unicode NFC: the same name to the eye, another key to S3.
+    "re\u0301sume\u0301.md": r"not in Unicode NFC form, 're\\u0301sume\\u0301.md'.*\nfix: write it as 'résumé.md'",
+    "\u212a.md": r"not in Unicode NFC.*\nfix: write it as 'K.md'",  # KELVIN SIGN, NFC 'K'
+    # Default-ignorable: shown as nothing, though letters or marks.
+    "notes\u034f.md": r"\(U\+034F\)",
+    "notes\ufe0f.md": r"\(U\+FE0F\)",
+    "\u3164.md": r"\(U\+3164\)",
+    "\u115f\u1160.md": r"\(U\+115F\)",
+    "notes\uffa0.md": r"\(U\+FFA0\)",
+    "notes\u180b.md": r"\(U\+180B\)",
+    "notes\u180f.md": r"\(U\+180F\)",
+    "notes\u17b4.md": r"\(U\+17B4\)",
+    "notes\U000e0100.md": r"\(U\+E0100\)",
+    "notes\U000e0041.md": r"\(U\+E0041\)",  # TAG LATIN CAPITAL LETTER A
+    # Combining marks with nothing to combine with.
+    "\u0301notes.md": "starts with a combining mark",
+    "reports/\u0301\u0302.md": "starts with a combining mark",
+    b"notes.md": r"is not text \(bytes\)",
 }
 BAD_FOLDERS = {
     "/reports": "is absolute",
@@ -51,6 +78,9 @@ BAD_FOLDERS = {
     "reports\n": r"\(U\+000A\)",
     "reports\t2026": r"\(U\+0009\)",
     "/".join(["x" * 99] * 8): "longer than 699 bytes",  # 699 + '/' + a 200-byte file name = 900
+    "/".join("a" * 32): "has 32 names; at most 31",  # room for the file name
+    "aux": "Windows keeps for a device",
+    "caf\u0065\u0301": "not in Unicode NFC",
 }
 
 
@@ -84,6 +114,25 @@ def test_good_paths_pass_unchanged():
     assert checked_file("é" * 98 + ".md") == "é" * 98 + ".md"  # 199 bytes
     assert checked_table_file("tables/metrics.json") == "tables/metrics.json"
     assert checked_table_file("tables/metrics.parquet") == "tables/metrics.parquet"
+    assert checked_file("/".join("a" * 31) + ".md") == "/".join("a" * 31) + ".md"  # 32 names
+    assert checked_file("CONSOLE.txt") == "CONSOLE.txt"  # only the device names themselves
+    assert checked_file("caf\xe9 \u2160.md") == "caf\xe9 \u2160.md"  # NFC, though not NFKC (U+2160 ROMAN NUMERAL ONE)
+
+
+def test_path_objects_are_taken_as_their_text():
+    """pathlib paths used to be refused as 'is empty'; a Windows path is taken with '/'."""
+    assert checked_file(Path("reports/notes.md")) == "reports/notes.md"
+    assert checked_file(PureWindowsPath("reports\\notes.md")) == "reports/notes.md"
+    assert checked_folder(Path("reports")) == "reports"
+    with pytest.raises(InvalidArtifactPath, match="is absolute"):
+        checked_file(Path("/reports/notes.md"))
+
+
+def test_names_that_differ_only_in_case_both_pass():
+    """One path at a time cannot see it: 'Report.txt' and 'report.txt' are two files in every
+    store, but one on macOS and Windows folders, where a download keeps only one."""
+    assert checked_file("Report.txt") == "Report.txt" and checked_file("report.txt") == "report.txt"
+
 
 
 def test_invalid_artifact_path_is_a_value_error():

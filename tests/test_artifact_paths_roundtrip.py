@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import tempfile
 import time
 import unicodedata
@@ -33,7 +34,8 @@ from common.mlflow_env import artifact_tree
 # surrogates, which no file name can hold), '/', '.', '..', a backslash, a drive, NUL, the
 # prefix MLflow's local store keeps for its own temporary files.
 NAME_CHARACTER = st.one_of(st.characters(categories=["L", "M", "N"]), st.sampled_from(" ._-()+,=@"))
-NAME = st.text(NAME_CHARACTER, min_size=1, max_size=10)
+# In NFC, as a keyboard writes them (not NFC is refused: see looks_safe).
+NAME = st.text(NAME_CHARACTER, min_size=1, max_size=10).map(lambda name: unicodedata.normalize("NFC", name))
 # Names of 1- to 4-byte characters, on both sides of the 200-byte limit.
 LONG_NAME = st.builds(
     lambda char, size: char * (size // len(char.encode())),
@@ -76,6 +78,7 @@ def accepted(check, candidate: str) -> str | None:
 def looks_safe(path: str) -> bool:
     """The allow-list, said another way: what no store should mangle."""
     names = path.split("/")
+    windows_devices = {"CON", "PRN", "AUX", "NUL"} | {f"{k}{n}" for k in ("COM", "LPT") for n in "0123456789¹²³"}
     return (
         posixpath.normpath(path) == path  # no empty, '.' or '..' names, no trailing '/'
         and not PurePosixPath(path).is_absolute()
@@ -83,7 +86,19 @@ def looks_safe(path: str) -> bool:
         and not any(unicodedata.category(c).startswith(("C", "Z")) and c != " " for c in path)
         and all(name == name.strip(". ") for name in names)
         and all(len(name.encode()) <= 200 for name in names)
+        and len(names) <= 32
+        and unicodedata.is_normalized("NFC", path)
+        and not any(unicodedata.category(name[0]).startswith("M") for name in names)
+        and not any(name.split(".")[0].rstrip(" ").upper() in windows_devices for name in names)
+        and not re.search(INVISIBLE_LETTERS_AND_MARKS, path)
     )
+
+
+# The letters and marks among Unicode's Default_Ignorable_Code_Point (the rest are format
+# characters, category C, which looks_safe refuses anyway).
+INVISIBLE_LETTERS_AND_MARKS = (
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\U000e0100-\U000e01ef]"
+)
 
 
 @settings(max_examples=500, deadline=None, database=None)
@@ -215,16 +230,19 @@ def test_checked_folder_round_trips_proxied(proxied_store, candidate):
 
 @pytest.mark.parametrize("mlflow_store", ["s3-direct"], indirect=True)
 def test_artifact_tree_ends_on_any_tree(mlflow_store, s3_stack):
-    """Keys no accepted path writes, put straight into S3: MLflow lists 'a/./x.txt' and 'b//y.txt'
-    as a folder 'a' (or 'b') inside itself, which used to recurse for minutes. (Deep trees:
-    artifact_tree is a loop; a tree deeper than Python's 1,000 frames takes too long to list here.)"""
+    """Keys no accepted path writes, put straight into S3 (by another client): MLflow lists
+    'a/./x.txt' and 'b//y.txt' as a folder 'a' (or 'b') inside itself, which used to recurse for
+    minutes. (Deep trees: artifact_tree is a loop; a tree deeper than Python's 1,000 frames takes
+    too long to list here.) And MLflow's listing, which artifact_tree keeps as it is, never shows
+    those keys, nor 'c/../w.txt' or '/v.txt'; './z.txt' it shows as 'z.txt'."""
     client = mlflow.MlflowClient()
     experiment_id = mlflow.set_experiment("artifact-tree").experiment_id
     run_id = client.create_run(experiment_id).info.run_id
     prefix = f"{experiment_id}/{run_id}/artifacts/"
-    for key in ["ok.txt", "a/./x.txt", "b//y.txt", "./z.txt", "c/../w.txt", "d/" * 5 + "deep.txt"]:
+    for key in ["ok.txt", "a/./x.txt", "b//y.txt", "./z.txt", "c/../w.txt", "/v.txt", "d/" * 5 + "deep.txt"]:
         s3_stack.s3().put_object(Bucket=s3_stack.bucket, Key=prefix + key, Body=b"x")
     started = time.monotonic()
     files = artifact_tree(run_id)
     print(f"artifact_tree: {files} in {time.monotonic() - started:.1f} s")
-    assert "ok.txt" in files and "d/" * 5 + "deep.txt" in files
+    assert len(s3_stack.keys(prefix)) == 7
+    assert sorted(files) == ["d/" * 5 + "deep.txt", "ok.txt", "z.txt"]

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import printed
 from mlflow import MlflowClient
-from stack import REPO, clean_env, compose_service
-from test_faults import MESSAGES, PREFLIGHT, SCRIPTS, assert_one_clear_message, folder_for, run_all
+from stack import REPO, clean_env, compose_service, free_port
+from test_faults import MESSAGES, PREFLIGHT, SCRIPTS, TUTORIAL, assert_one_clear_message, folder_for, run_all
 
 # What a broken server answers instead of passing a request on: status, content type, body.
 ANSWERS = {
@@ -39,20 +39,67 @@ ANSWERS = {
         b"<?xml version='1.0' encoding='UTF-8'?>"
         b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
     ),
+    "429 SlowDown": (
+        429,
+        "application/xml",
+        b"<?xml version='1.0' encoding='UTF-8'?>"
+        b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+    ),
+    # Amazon S3, for a bucket of another region; the fourth item on: more headers.
+    "301 PermanentRedirect": (
+        301,
+        "application/xml",
+        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>PermanentRedirect</Code><Message>The bucket you are "
+        b"attempting to access must be addressed using the specified endpoint.</Message></Error>",
+        ("x-amz-bucket-region", "eu-west-1"),
+    ),
+    "302 elsewhere": (302, "text/html", b"", ("Location", "https://s3.example.com/mlflow-artifacts")),
+    # MinIO, when its region is set and the request is signed for another one.
+    "400 wrong region": (
+        400,
+        "application/xml",
+        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AuthorizationHeaderMalformed</Code><Message>The "
+        b"authorization header is malformed; the region is wrong; expecting 'us-east-1'.</Message></Error>",
+    ),
+    "404 NoSuchBucket": (
+        404,
+        "application/xml",
+        b"<?xml version='1.0' encoding='UTF-8'?>"
+        b"<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>",
+    ),
 }
+
+# The messages of the faults below, quoted by the tutorial's troubleshooting table as MESSAGES are.
+MATRIX_MESSAGES = {
+    "no database driver": ("needs the Python module", "postgresql+psycopg2://"),
+    "scheme alone": ("is a scheme without an address", "set MLFLOW_TRACKING_URI to a server, like"),
+    "sqlite folder": ("names a folder, not a database file", "name a file in it: MLFLOW_TRACKING_URI=sqlite:///"),
+    "not sqlite": ("is not an SQLite database", "name a new file or an MLflow database"),
+    "aws profile": ("names a profile that is not in", "unset AWS_PROFILE"),
+    "odd key character": ("which no S3 key holds", "on one line, without spaces"),
+    "region name": ("is not a region name boto3 accepts", "set AWS_DEFAULT_REGION to a region like us-east-1"),
+    "s3 tls": ("TLS (https) with the S3 endpoint", "write http:// in MLFLOW_S3_ENDPOINT_URL"),
+    "s3 redirect": ("redirected the request for bucket", "set MLFLOW_S3_ENDPOINT_URL to the S3 server itself"),
+    "s3 busy": ("(too many requests)", "the S3 server is busy (too many requests)"),
+    "s3 region": ("expects the region", "set AWS_DEFAULT_REGION="),
+    "proxy down": ("cannot reach the proxy in", "NO_PROXY=localhost,127.0.0.1,mlflow,minio,seaweedfs"),
+    "key and bucket": ("does not exist there either", "and create the bucket: `docker compose up create-bucket`"),
+}
+MESSAGES.update(MATRIX_MESSAGES)  # where assert_one_clear_message looks them up
 
 
 class FaultyServer:
     """An HTTP server on a free loopback port: a fake (no `target`) or a proxy in front of `target`.
 
-    Once armed, the requests whose method is in `methods` (all, by default) get `fault`: an
-    answer from ANSWERS, or "drop" (the connection closes without an answer). `armed_by` arms
-    it after a request whose path contains it has passed (None: armed from the start);
+    Once armed, the requests whose method is in `methods` and whose path starts with one of
+    `paths` (all, by default) get `fault`: an answer from ANSWERS, or "drop" (the connection
+    closes without an answer). `armed_by` arms it after a request whose path contains it has
+    passed (None: armed from the start);
     heal() makes it a plain proxy again. The Host header is the target's, as if the client
     had called it directly; `keep_host` keeps the client's (S3 signs it).
     """
 
-    def __init__(self, fault, target=None, armed_by=None, methods=None, keep_host=False):
+    def __init__(self, fault, target=None, armed_by=None, methods=None, keep_host=False, paths=None):
         self.armed, self.armed_by = armed_by is None, armed_by
         upstream = urlsplit(target).netloc if target else None
         proxy = self
@@ -66,7 +113,10 @@ class FaultyServer:
             def serve(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                if upstream is None or (proxy.armed and (methods is None or self.command in methods)):
+                chosen = (methods is None or self.command in methods) and (
+                    paths is None or self.path.startswith(paths)
+                )
+                if upstream is None or (proxy.armed and chosen):
                     return self.fail()
                 headers = dict(self.headers.items())
                 if not keep_host:
@@ -86,8 +136,8 @@ class FaultyServer:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                status, content_type, content = ANSWERS[fault]
-                self.answer(status, [("Content-Type", content_type)], content)
+                status, content_type, content, *headers = ANSWERS[fault]  # and any more headers
+                self.answer(status, [("Content-Type", content_type), *headers], content)
 
             def answer(self, status, headers, content):
                 self.send_response_only(status)
@@ -144,8 +194,131 @@ def test_web_page_where_the_tracking_server_should_be(trainer_env, tmp_path):
 
 
 def test_experiment_name_too_long(trainer_env, tmp_path):
-    for result, seconds in run_all(dict(trainer_env, MLFLOW_EXPERIMENT_NAME="x" * 501), tmp_path).values():
-        assert_one_clear_message(result, seconds, "long experiment name", "NAME is 501", "at most 500")
+    """MLflow's own check allows 500 characters; its PostgreSQL column holds 256."""
+    for result, seconds in run_all(dict(trainer_env, MLFLOW_EXPERIMENT_NAME="é" * 257), tmp_path).values():
+        assert_one_clear_message(result, seconds, "long experiment name", "NAME is 257", "at most 256")
+
+
+def run_one_fault_each(faults, trainer_env, tmp_path):
+    """Three faults at once, one for each entry point: they all start with the same checks
+    (set_experiment's), so one entry point per fault is enough. `faults` lists, per entry point,
+    (settings, the fault's MESSAGES key, phrases); each result is checked against its fault."""
+    entries = [PREFLIGHT, *SCRIPTS]
+    # No proxy from this machine's environment: only the one a fault sets.
+    env = {k: v for k, v in trainer_env.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
+    env_of = {entry: dict(env, **settings) for entry, (settings, _, _) in zip(entries, faults)}
+    results = run_all(None, tmp_path, env_of=env_of)
+    for entry, (_, fault, phrases) in zip(entries, faults):
+        result, seconds = results[entry]
+        assert_one_clear_message(result, seconds, fault, *phrases)
+        assert "Traceback" not in result.stderr
+
+
+def test_tracking_uri_mlflow_cannot_open(trainer_env, tmp_path):
+    """A database URL whose driver is not installed (raw ModuleNotFoundError before), a scheme
+    alone (called a folder before), an SQLite folder (110 s of retries before) and a file that is
+    not SQLite: each named, before MLflow opens it."""
+    not_sqlite = tmp_path / "notes.db"
+    not_sqlite.write_text("not a database")
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    run_one_fault_each(
+        [
+            ({"MLFLOW_TRACKING_URI": "postgresql://mlflow:secret@127.0.0.1:5432/mlflow"}, "no database driver",
+             ["'psycopg'", "postgresql+psycopg2://mlflow:***@127.0.0.1:5432/mlflow"]),
+            ({"MLFLOW_TRACKING_URI": "mysql://mlflow:secret@127.0.0.1/mlflow"}, "no database driver", ["'MySQLdb'"]),
+            ({"MLFLOW_TRACKING_URI": "databricks"}, "scheme alone", ["no DATABRICKS_HOST"]),
+        ],
+        dict(trainer_env, HOME=str(tmp_path)),  # no ~/.databrickscfg
+        tmp_path,
+    )  # fmt: skip
+    run_one_fault_each(
+        [
+            ({"MLFLOW_TRACKING_URI": f"sqlite:///{folder}"}, "sqlite folder", [f"sqlite:///{folder}/mlflow.db"]),
+            ({"MLFLOW_TRACKING_URI": f"sqlite:///{not_sqlite}"}, "not sqlite", [str(not_sqlite)]),
+            ({"MLFLOW_TRACKING_URI": "sqlite"}, "scheme alone", ["'sqlite'"]),
+        ],
+        trainer_env,
+        tmp_path,
+    )
+
+
+def test_s3_settings_boto3_cannot_use(trainer_env, tmp_path):
+    """Each named by its setting, no longer 'S3 answered with an error' (or 'may not use the
+    bucket', for an endpoint with a path)."""
+    secret = trainer_env["AWS_SECRET_ACCESS_KEY"]
+    endpoint = trainer_env["MLFLOW_S3_ENDPOINT_URL"]
+    run_one_fault_each(
+        [
+            ({"AWS_PROFILE": "nowhere"}, "aws profile", ["AWS_PROFILE='nowhere'"]),
+            ({"AWS_SECRET_ACCESS_KEY": f"{secret[:8]}\n{secret[8:]}"}, "odd key character", ["AWS_SECRET_ACCESS_KEY"]),
+            ({"AWS_DEFAULT_REGION": "us east"}, "region name", ["AWS_DEFAULT_REGION='us east'"]),
+        ],
+        trainer_env,
+        tmp_path,
+    )
+    run_one_fault_each(
+        [
+            ({"MLFLOW_S3_ENDPOINT_URL": endpoint.replace("http:", "https:")}, "s3 tls", ["WRONG_VERSION_NUMBER"]),
+            ({"MLFLOW_S3_ENDPOINT_URL": "http://127.0.0.1:99999"}, "s3 endpoint not an address", ["port out of range"]),
+            ({"MLFLOW_S3_ENDPOINT_URL": f"{endpoint}/minio"}, "s3 endpoint not an address", ["'/minio'"]),
+        ],
+        trainer_env,
+        tmp_path,
+    )
+
+
+def test_s3_redirects_throttles_and_other_regions(trainer_env, tmp_path):
+    """A redirect (a RecursionError traceback in botocore before), 429 (a generic error before),
+    a region MinIO does not expect."""
+    with (
+        FaultyServer("301 PermanentRedirect") as moved,
+        FaultyServer("302 elsewhere") as elsewhere,
+        FaultyServer("429 SlowDown") as busy,
+        FaultyServer("400 wrong region") as region,
+    ):
+        run_one_fault_each(
+            [
+                ({"MLFLOW_S3_ENDPOINT_URL": moved.url}, "s3 redirect", [moved.url, "HTTP 301", "region eu-west-1"]),
+                ({"MLFLOW_S3_ENDPOINT_URL": elsewhere.url}, "s3 redirect", ["https://s3.example.com/mlflow-artifacts"]),
+                ({"MLFLOW_S3_ENDPOINT_URL": busy.url}, "s3 busy", ["answered 429 SlowDown (too many requests)"]),
+            ],
+            trainer_env,
+            tmp_path,
+        )
+        # A proxy in HTTP_PROXY that does not answer: before the tracking server, before S3.
+        proxy = f"http://127.0.0.1:{free_port()}"
+        s3_by_name = trainer_env["MLFLOW_S3_ENDPOINT_URL"].replace("127.0.0.1", "localhost")
+        run_one_fault_each(
+            [
+                ({"MLFLOW_S3_ENDPOINT_URL": region.url, "AWS_DEFAULT_REGION": "eu-west-1"}, "s3 region",
+                 ["AWS_DEFAULT_REGION='eu-west-1'", "AWS_DEFAULT_REGION=us-east-1"]),
+                ({"HTTP_PROXY": proxy}, "proxy down", [f"HTTP_PROXY={proxy}", trainer_env["MLFLOW_TRACKING_URI"]]),
+                ({"HTTP_PROXY": proxy, "NO_PROXY": "127.0.0.1", "MLFLOW_S3_ENDPOINT_URL": s3_by_name}, "proxy down",
+                 [s3_by_name, "add localhost to NO_PROXY"]),
+            ],
+            trainer_env,
+            tmp_path,
+        )  # fmt: skip
+
+
+def test_wrong_key_and_missing_bucket_are_both_named(stack, trainer_env, tmp_path):
+    """Amazon S3 says NoSuchBucket before it looks at the key: the message used to name the bucket
+    only, and the wrong key came next time. Here a proxy answers NoSuchBucket for the bucket, as
+    Amazon S3 does, and passes the rest to the real S3 server, which checks keys."""
+    env = dict(trainer_env, AWS_ACCESS_KEY_ID="AKIAWRONGKEY00000000")
+    with FaultyServer("404 NoSuchBucket", stack.s3_endpoint, keep_host=True, paths=(f"/{stack.bucket}",)) as s3:
+        results = run_all(dict(env, MLFLOW_S3_ENDPOINT_URL=s3.url), tmp_path)
+    for result, seconds in results.values():
+        assert_one_clear_message(result, seconds, "key and bucket", "does not know the access key", stack.bucket)
+        error = result.stderr.splitlines()[-2]
+        assert error.index("access key") < error.index("bucket")  # the key first
+
+
+def test_troubleshooting_table_quotes_the_matrix_messages():
+    section = TUTORIAL.read_text().split("## 9) Troubleshooting")[1].split("\n## ")[0]
+    for error, fix in MATRIX_MESSAGES.values():
+        assert error in section and fix in section, (error, fix)
 
 
 # --- servers that fail ------------------------------------------------------------------------
