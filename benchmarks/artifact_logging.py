@@ -104,7 +104,8 @@ def run_case(method: str, size_name: str, env: dict[str, str], repeat: int) -> d
             [sys.executable, __file__, "--case", method, size_name], env=env, capture_output=True, text=True
         )
         if done.returncode != 0:
-            print(f"({method}, {size_name}: failed: {done.stderr.strip().splitlines()[-1]})", file=sys.stderr)
+            last = done.stderr.strip().splitlines()[-1]  # the exception; MLflow's lists every part
+            print(f"({method}, {size_name}: failed: {last[:300]}{'...' if len(last) > 300 else ''})", file=sys.stderr)
             return None
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     median = {key: statistics.median(r[key] for r in results) for key in results[0] if key != "artifact_uri"}

@@ -368,6 +368,8 @@ def check_artifact_store(location: str) -> str:
         ) from None
     scheme = urlsplit(location).scheme
     if scheme in ("mlflow-artifacts", "http", "https"):
+        if scheme == "mlflow-artifacts":
+            _check_server_serves_artifacts(location)
         return "proxied: uploads go through the tracking server"
     if scheme != "s3":
         _check_writable(Path(location.removeprefix("file://")), f"the artifact folder {location}")
@@ -415,6 +417,26 @@ def check_artifact_store(location: str) -> str:
             explained = _and_the_key(s3, explained, endpoint, bucket)
         raise explained from error  # --debug shows the cause
     return f"S3 direct: this process uploads to bucket {bucket} at {endpoint}"
+
+
+def _check_server_serves_artifacts(location: str) -> None:
+    """Raise FixableError if the experiment's files live behind a tracking server (proxied
+    mode) but this server runs with --no-serve-artifacts: an experiment made in proxied mode,
+    used with the direct set-up. MLflow itself would only answer HTTP 503, for minutes."""
+    server = mlflow.get_tracking_uri().rstrip("/")
+    if not server.startswith(("http://", "https://")):
+        return
+    try:
+        answer = requests.get(f"{server}/api/2.0/mlflow-artifacts/artifacts", params={"path": ""}, timeout=CHECK_TIMEOUT)
+    except requests.exceptions.RequestException:
+        return  # the tracking check has just reached the server; MLflow's own call will say what fails
+    if answer.status_code == 503 and "--no-serve-artifacts" in answer.text:
+        raise FixableError(
+            f"this experiment keeps its files behind the tracking server ({location}), as in proxied mode, "
+            f"but the server at {server} runs with --no-serve-artifacts (the direct set-up)",
+            "use the set-up the experiment was made in: add -f docker-compose.proxied.yml to the docker compose "
+            "command; or, in direct mode, unset MLFLOW_EXPERIMENT_NAME (02-artifacts-proxied is proxied mode's)",
+        )
 
 
 def _endpoint_problem(endpoint: str) -> str | None:

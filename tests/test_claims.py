@@ -116,7 +116,7 @@ def test_log_table_same_path_appends_rows(run):
 
 
 def test_log_table_appends_with_the_union_of_the_columns(run):
-    """New columns are added, missing values become null, and integers become floats."""
+    """New columns are added, missing values become null, and an integer column with a null becomes floats."""
     mlflow.log_table(pd.DataFrame({"epoch": [1]}), artifact_file="tables/mixed.json")
     mlflow.log_table(pd.DataFrame({"loss": [0.5]}), artifact_file="tables/mixed.json")
     assert json.loads(text_of(run, "tables/mixed.json")) == {
@@ -155,11 +155,13 @@ def test_log_dict_picks_json_or_yaml_from_the_extension(run):
     assert yaml.safe_load(text_of(run, "configs/train.yaml")) == {"lr": 0.001}
     with pytest.raises(json.JSONDecodeError):
         json.loads(text_of(run, "configs/train.yaml"))
-    # .yml is YAML too; any other extension gets JSON.
+    # .yml is YAML too; any other extension gets JSON, .YAML in capitals too.
     mlflow.log_dict({"lr": 0.001}, artifact_file="configs/train.yml")
     mlflow.log_dict({"lr": 0.001}, artifact_file="configs/train.txt")
+    mlflow.log_dict({"lr": 0.001}, artifact_file="configs/upper.YAML")
     assert text_of(run, "configs/train.yml") == "lr: 0.001\n"
     assert json.loads(text_of(run, "configs/train.txt")) == {"lr": 0.001}
+    assert json.loads(text_of(run, "configs/upper.YAML")) == {"lr": 0.001}
 
 
 def test_log_image_takes_a_numpy_array_or_a_pil_image(run):
@@ -485,11 +487,16 @@ def test_log_model_artifact_path_is_deprecated(run):
 
 
 def gc_command(store: str) -> list[str]:
-    """The tutorial's `mlflow gc` line for the embedded store or the compose stack."""
+    """The tutorial's `mlflow gc` line for the embedded store, the compose stack, or (store
+    "proxied") the compose stack in proxied mode."""
     tutorial = (REPO / "examples/02_artifacts/README.md").read_text()
     block = tutorial.split("### (H)")[1].split("```bash\n")[1].split("```")[0]
     lines = [line for line in block.splitlines() if "mlflow gc" in line]
-    line = next(line for line in lines if ("docker compose" in line) == (store != "embedded"))
+    line = next(
+        line
+        for line in lines
+        if ("docker compose" in line) == (store != "embedded") and ("proxied" in line) == (store == "proxied")
+    )
     words = shlex.split(line.split("#")[0])
     start = next(i for i, word in enumerate(words) if word.endswith("mlflow") and words[i + 1 : i + 2] == ["gc"])
     return words[start:]

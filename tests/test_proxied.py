@@ -51,7 +51,7 @@ def test_proxied_files_still_land_in_the_bucket(proxied, proxied_run):
     check_contents(lambda path: s3.get_object(Bucket=proxied.bucket, Key=prefix + path)["Body"].read())
 
 
-def test_experiments_keep_the_artifact_location_they_were_made_with(proxied, tmp_path):
+def test_experiments_keep_the_artifact_location_they_were_made_with(proxied, proxied_run, trainer_env, tmp_path):
     client = MlflowClient(proxied.tracking_uri)
     assert client.get_experiment_by_name("02-artifacts").artifact_location.startswith("s3://")
     assert client.get_experiment_by_name("02-artifacts-proxied").artifact_location.startswith("mlflow-artifacts:/")
@@ -60,6 +60,13 @@ def test_experiments_keep_the_artifact_location_they_were_made_with(proxied, tmp
     result = run_script("examples/02_artifacts/run.py", cwd=tmp_path, env=env)
     assert result.returncode == 1
     assert "MLFLOW_S3_ENDPOINT_URL is not set" in result.stderr
+    # And the other way round: the proxied experiment from the direct trainer, whose server
+    # does not serve files (MLflow alone would answer HTTP 503 for minutes).
+    env = dict(trainer_env, MLFLOW_EXPERIMENT_NAME="02-artifacts-proxied")
+    result = run_script("examples/02_artifacts/run.py", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-2].endswith("runs with --no-serve-artifacts (the direct set-up)")
+    assert "Traceback" not in result.stderr
 
 
 def test_server_itself_refuses_dot_dot_paths(proxied, proxied_run):

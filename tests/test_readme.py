@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import code
 import re
 import subprocess
 import sys
@@ -34,6 +35,27 @@ NEED_A_RUN = ["E", "G"]
 
 def test_section_6_has_patterns_a_to_h():
     assert list(pattern_blocks()) == PATTERNS
+
+
+class PastedIntoPython(code.InteractiveConsole):
+    """Python's interactive prompt, reading a pasted block line by line, running nothing."""
+
+    def runcode(self, compiled):
+        pass
+
+    def showsyntaxerror(self, filename=None, **kwargs):
+        self.syntax_errors += 1
+
+
+@pytest.mark.parametrize("letter", PATTERNS)
+def test_patterns_can_be_pasted_into_the_interactive_prompt(letter):
+    """`.venv/bin/python` or `docker compose exec trainer python`, then paste: the prompt ends a
+    block at the first blank line, and a statement right after an indented block is an error."""
+    prompt = PastedIntoPython()
+    prompt.syntax_errors = 0
+    for line in [*pattern_blocks()[letter].splitlines(), ""]:
+        prompt.push(line)
+    assert prompt.syntax_errors == 0
 
 
 def run_pattern(letter: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:

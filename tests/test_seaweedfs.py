@@ -22,6 +22,7 @@ import mlflow
 import pytest
 import requests
 from botocore.exceptions import ClientError
+from mlflow.entities import ViewType
 from conftest import POSTGRES_ADMIN_URL, printed, run_script, trainer_run
 from stack import (
     COMPOSE_FILE,
@@ -31,13 +32,17 @@ from stack import (
     SEAWEEDFS_FILE,
     clean_env,
     compose_config,
+    compose_environment,
     compose_service,
     local_stack,
+    map_hosts,
     start_s3,
     with_key,
+    with_keys,
 )
 from test_examples import EXPECTED_FILES, check_contents
 from test_faults import assert_one_clear_message, run_and_time
+from test_claims import gc_command
 from test_readme import PATTERNS, run_pattern
 
 FILES = (COMPOSE_FILE, SEAWEEDFS_FILE)
@@ -165,6 +170,42 @@ def test_readme_patterns_run_on_seaweedfs(mode, request, tmp_path):
     experiment = "02-artifacts" if mode == "direct" else "02-artifacts-proxied"
     assert printed(done.stdout, "experiment").startswith(f"{experiment} (id ")
     assert (tmp_path / "downloads/notes.md").read_text().startswith("# Training notes")
+
+
+def test_gc_in_proxied_mode_removes_runs_deleted_in_both_modes(seaweedfs_stack, seaweedfs_proxied, tmp_path):
+    """Pattern H (a run logged, then deleted) in direct mode and in proxied mode; then the
+    tutorial's proxied gc line, as in the proxied mlflow container: both runs and their files go."""
+    deleted = []
+    for stack in (seaweedfs_stack, seaweedfs_proxied):
+        done = run_pattern("H", tmp_path, clean_env(stack.trainer_env))
+        assert done.returncode == 0, done.stderr
+        experiment = printed(done.stdout, "experiment").split(" (id ")[0]
+        runs = mlflow.MlflowClient(stack.tracking_uri).search_runs(
+            [mlflow.MlflowClient(stack.tracking_uri).get_experiment_by_name(experiment).experiment_id],
+            "attributes.run_name = 'pattern_h'",
+            run_view_type=ViewType.DELETED_ONLY,
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        deleted.append(runs[0])
+    prefixes = [f"{run.info.experiment_id}/{run.info.run_id}/" for run in deleted]
+    prefixes[1] = "proxied/" + prefixes[1]  # the proxied server's --artifacts-destination
+    assert all(seaweedfs_stack.keys(prefix) for prefix in prefixes)
+
+    files = (*seaweedfs_stack.files, PROXIED_FILE)
+    keys = seaweedfs_stack.s3_server.keys
+    env = clean_env(with_keys(compose_environment("mlflow", seaweedfs_proxied.hosts, files), keys))
+    backend = argument(seaweedfs_stack.server_command, "--backend-store-uri")
+    command = [
+        backend if word.startswith("postgresql") else map_hosts(word, seaweedfs_proxied.hosts)
+        for word in gc_command("proxied")
+    ]
+    # Only these two: other tests of this process delete runs too, some in stores that are gone.
+    command += ["--run-ids", ",".join(run.info.run_id for run in deleted)]
+    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+    done = subprocess.run([mlflow_cli, *command[1:]], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert [prefix for prefix in prefixes if seaweedfs_stack.keys(prefix)] == []
 
 
 @pytest.mark.parametrize("wrong, fault", [("secret", "wrong secret"), ("key", "unknown key")])
