@@ -700,6 +700,18 @@ def explain(error: Exception) -> FixableError:
         endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL", "Amazon S3 (MLFLOW_S3_ENDPOINT_URL is not set)")
         return explain_s3_error(error, endpoint, _bucket())
     tracking_uri = mlflow.get_tracking_uri()
+    deleted = re.search(r"Cannot set a deleted experiment '(.*?)' as the active experiment", str(error))
+    if deleted:  # deleted in the UI, say: MLflow keeps it (and its name) until `mlflow gc`
+        name = deleted.group(1)
+        restore = (
+            f"import mlflow; client = mlflow.MlflowClient({tracking_uri!r}); "
+            f"client.restore_experiment(client.get_experiment_by_name({name!r}).experiment_id)"
+        )
+        return FixableError(
+            f"experiment '{name}' was deleted (in the UI, or with mlflow.delete_experiment); MLflow keeps "
+            "a deleted experiment and its name until `mlflow gc` removes it",
+            f'restore it: python -c "{restore}"; or set MLFLOW_EXPERIMENT_NAME to another name',
+        )
     if origin in ("mlflow", "requests", "urllib3") and tracking_uri.startswith(("http://", "https://")):
         explained = explain_tracking_error(error, tracking_uri.rstrip("/"))
         if explained:

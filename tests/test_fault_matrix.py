@@ -27,7 +27,16 @@ import pytest
 from conftest import printed
 from mlflow import MlflowClient
 from stack import REPO, clean_env, compose_service, free_port
-from test_faults import MESSAGES, PREFLIGHT, SCRIPTS, TUTORIAL, assert_one_clear_message, folder_for, run_all
+from test_faults import (
+    MESSAGES,
+    PREFLIGHT,
+    SCRIPTS,
+    TUTORIAL,
+    assert_one_clear_message,
+    folder_for,
+    run_all,
+    run_and_time,
+)
 
 # What a broken server answers instead of passing a request on: status, content type, body.
 ANSWERS = {
@@ -84,6 +93,7 @@ MATRIX_MESSAGES = {
     "s3 region": ("expects the region", "set AWS_DEFAULT_REGION="),
     "proxy down": ("cannot reach the proxy in", "NO_PROXY=localhost,127.0.0.1,mlflow,minio,seaweedfs"),
     "key and bucket": ("does not exist there either", "and create the bucket: `docker compose up create-bucket`"),
+    "deleted experiment": ("was deleted (in the UI, or with mlflow.delete_experiment)", "restore it: python -c"),
 }
 MESSAGES.update(MATRIX_MESSAGES)  # where assert_one_clear_message looks them up
 
@@ -197,6 +207,21 @@ def test_experiment_name_too_long(trainer_env, tmp_path):
     """MLflow's own check allows 500 characters; its PostgreSQL column holds 256."""
     for result, seconds in run_all(dict(trainer_env, MLFLOW_EXPERIMENT_NAME="é" * 257), tmp_path).values():
         assert_one_clear_message(result, seconds, "long experiment name", "NAME is 257", "at most 256")
+
+
+def test_deleted_experiment_says_how_to_restore_it(tmp_path):
+    """Deleted in the UI, the experiment keeps its name; the fix's command brings it back."""
+    database = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(database)
+    client.delete_experiment(client.create_experiment("02-artifacts"))
+    env = clean_env({"MLFLOW_TRACKING_URI": database})
+    for result, seconds in run_all(env, tmp_path, entries=[PREFLIGHT, SCRIPTS[0]]).values():
+        assert_one_clear_message(result, seconds, "deleted experiment", "'02-artifacts' was deleted")
+    restore = re.search(r'restore it: python -c "(.*?)"', result.stderr).group(1)
+    done = subprocess.run([sys.executable, "-c", restore], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result, _ = run_and_time(SCRIPTS[0], env, tmp_path)
+    assert result.returncode == 0, result.stderr
 
 
 def run_one_fault_each(faults, trainer_env, tmp_path):
