@@ -60,8 +60,33 @@ class FixableError(Exception):
         self.what, self.fix = what, fix
 
 
+def check_setting(name: str, secret: bool = False) -> None:
+    """Raise FixableError if the setting `name` holds what a copy or a .env file saved on
+    Windows slips in: a line end or another control character, spaces around the value, or
+    quotes around it (`set X="..."` in Windows' cmd keeps them). MLflow and boto3 would take
+    such a value as it is, and fail later with a message about something else. A secret (an
+    S3 key) may hold no space at all, and its value is never shown."""
+    value = os.environ.get(name)
+    if value is None:
+        return
+    odd = next((char for char in value if not char.isprintable() or (secret and char.isspace())), None)
+    shown = "its value is not shown here" if secret else f"now {value!r}"
+    if odd:
+        raise FixableError(
+            f"{name} contains {odd!r} (U+{ord(odd):04X}), which does not belong in it (copied with a line end?)",
+            f"set {name} again, on one line ({shown})",
+        )
+    if value != value.strip():
+        raise FixableError(f"{name} has spaces around its value ({shown})", f"set {name} without them")
+    if len(value) > 1 and value[0] in "\"'" and value[-1] == value[0]:
+        raise FixableError(
+            f"{name} is written with quotes around it ({shown})", f"set {name} without the quotes: {value[1:-1]}"
+        )
+
+
 def check_experiment_name(name: str) -> None:
     """Raise FixableError if MLflow would refuse the experiment name."""
+    check_setting("MLFLOW_EXPERIMENT_NAME")
     if len(name) > MAX_EXPERIMENT_NAME:
         from_setting = os.environ.get("MLFLOW_EXPERIMENT_NAME") == name
         setting = "MLFLOW_EXPERIMENT_NAME" if from_setting else "the experiment name"
@@ -75,6 +100,7 @@ def check_experiment_name(name: str) -> None:
 
 def check_tracking_server(tracking_uri: str) -> str | None:
     """Raise FixableError unless the tracking store can be used; return the server's version."""
+    check_setting("MLFLOW_TRACKING_URI")
     scheme = urlsplit(tracking_uri).scheme.split("+")[0]
     if tracking_uri in TRACKING_SCHEMES:  # a scheme alone, like 'databricks' or 'sqlite'
         databricks = tracking_uri == "databricks"
@@ -383,6 +409,7 @@ def check_artifact_store(location: str) -> str:
             "set MLFLOW_S3_ENDPOINT_URL=http://localhost:9000 (http://minio:9000 inside docker compose); "
             "for Amazon S3 itself, set MLFLOW_S3_ENDPOINT_URL=https://s3.amazonaws.com",
         )
+    check_setting("MLFLOW_S3_ENDPOINT_URL")
     problem = _endpoint_problem(endpoint)
     if problem:
         raise FixableError(
@@ -391,12 +418,7 @@ def check_artifact_store(location: str) -> str:
             "like http://localhost:9000 (http://minio:9000 inside docker compose)",
         )
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        odd = next((char for char in os.environ.get(name, "") if char.isspace() or not char.isprintable()), None)
-        if odd:  # S3 would only say the key is unknown, or the signature wrong
-            raise FixableError(
-                f"{name} contains {odd!r} (U+{ord(odd):04X}), which no S3 key holds (copied with a line end?)",
-                f"set {name} again, on one line, without spaces (its value is not shown here)",
-            )
+        check_setting(name, secret=True)  # else S3 would only say the key is unknown, or the signature wrong
     import boto3
     from botocore.config import Config
 
@@ -762,10 +784,14 @@ def _close_run(error: BaseException) -> tuple[str, str]:
             return f" (run {run_id} is marked FAILED)", ""
         except Exception:
             pass
-    close = f"import mlflow; mlflow.MlflowClient({mlflow.get_tracking_uri()!r}).set_terminated({run_id!r}, 'FAILED')"
+    # Only if it is still RUNNING: a server that answered too late may have finished it after all.
+    close = (
+        f"import mlflow; client = mlflow.MlflowClient({mlflow.get_tracking_uri()!r}); "
+        f"client.get_run({run_id!r}).info.status == 'RUNNING' and client.set_terminated({run_id!r}, 'FAILED')"
+    )
     return (
-        f"; run {run_id} stays RUNNING on the tracking server",
-        f'; once the server answers, mark that run FAILED: python -c "{close}"',
+        f"; run {run_id} may stay RUNNING on the tracking server",
+        f'; once the server answers, mark that run FAILED if it is still RUNNING: python -c "{close}"',
     )
 
 

@@ -59,7 +59,7 @@ MESSAGES = {
     "s3 key refused": ("answered 404", "not a missing bucket"),
     "folder read-only": ("cannot be written", "run from a folder you can write to"),
     "no temp folder": ("no folder for temporary files is writable", "set TMPDIR to a folder you can write to"),
-    "run left running": ("stays RUNNING on the tracking server", "mark that run FAILED: python -c"),
+    "run left running": ("may stay RUNNING on the tracking server", "mark that run FAILED if it is still RUNNING: python -c"),
 }
 TUTORIAL = REPO / "examples/02_artifacts/README.md"
 TARGET_SECONDS = 10
