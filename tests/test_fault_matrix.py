@@ -26,7 +26,9 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import printed
 from mlflow import MlflowClient
-from stack import REPO, clean_env, compose_service, free_port
+
+from common.checks import FAIL_FAST
+from stack import REPO, clean_env, compose_environment, compose_service, free_port
 from test_faults import (
     MESSAGES,
     PREFLIGHT,
@@ -144,6 +146,9 @@ class FaultyServer:
                     proxy.armed = True
 
             def fail(self):
+                if fault == "hang":  # accept, read the request, never answer
+                    threading.Event().wait(120)
+                    return
                 if fault == "drop":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -411,6 +416,17 @@ def test_tracking_server_fails_mid_run(fault, message, stack, trainer_env, tmp_p
     finally:
         for proxy in proxies.values():
             proxy.__exit__()
+
+
+def test_tracking_server_hangs_mid_run_without_the_compose_settings(stack, trainer_env, tmp_path):
+    """Without Docker nothing sets MLFLOW_HTTP_REQUEST_TIMEOUT: the checks set the trainer's
+    values unless told otherwise, and a server that stops answering costs seconds, not minutes."""
+    compose_trainer = compose_environment("trainer", {})
+    assert {name: compose_trainer[name] for name in FAIL_FAST} == FAIL_FAST  # one set of values
+    env = {name: value for name, value in trainer_env.items() if not name.startswith("MLFLOW_HTTP_REQUEST_")}
+    with FaultyServer("hang", stack.tracking_uri, armed_by="runs/create") as hung:
+        result, seconds = run_and_time(SCRIPTS[0], dict(env, MLFLOW_TRACKING_URI=hung.url), tmp_path)
+    assert_one_clear_message(result, seconds, "server silent", hung.url)
 
 
 @pytest.mark.parametrize("fault, message", [("503 SlowDown", "s3 failing"), ("drop", "s3 closed")])
