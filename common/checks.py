@@ -22,6 +22,7 @@ bug in our own code and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -748,6 +749,16 @@ def explain(error: Exception) -> FixableError:
         explained = explain_tracking_error(error, tracking_uri.rstrip("/"))
         if explained:
             return explained
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return FixableError(
+            "the disk is full" + (f" (writing {error.filename})" if error.filename else ""),
+            "free some space (`df -h` shows which disk is full), or set TMPDIR to a folder on another disk",
+        )
+    if isinstance(error, OSError) and error.errno in (errno.EEXIST, errno.ENOTDIR) and error.filename:
+        return FixableError(
+            f"a file is in the way of a folder: {error.filename} ({error.strerror})",
+            f"move the file away (like `mv {error.filename} {error.filename}.old`), then run again",
+        )
     if isinstance(error, OSError) and error.filename:
         return FixableError(
             f"{error.strerror or type(error).__name__}: {error.filename}",

@@ -97,6 +97,8 @@ MATRIX_MESSAGES = {
     "s3 region": ("expects the region", "set AWS_DEFAULT_REGION="),
     "proxy down": ("cannot reach the proxy in", "NO_PROXY=localhost,127.0.0.1,mlflow,minio,seaweedfs"),
     "key and bucket": ("does not exist there either", "and create the bucket: `docker compose up create-bucket`"),
+    "disk full": ("the disk is full", "free some space"),
+    "file in the way": ("a file is in the way of a folder", "move the file away"),
     "deleted experiment": ("was deleted (in the UI, or with mlflow.delete_experiment)", "restore it: python -c"),
 }
 MESSAGES.update(MATRIX_MESSAGES)  # where assert_one_clear_message looks them up
@@ -229,6 +231,20 @@ def test_deleted_experiment_says_how_to_restore_it(tmp_path):
     assert done.returncode == 0, done.stderr
     result, _ = run_and_time(SCRIPTS[0], env, tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_disk_full_and_a_file_in_the_way(trainer_env, tmp_path):
+    """Example 01 writes outputs/report.txt: once to a full disk (/dev/full), once where
+    `outputs` is a file. Each is named as what it is."""
+    full, blocked = tmp_path / "full", tmp_path / "blocked"
+    (full / "outputs").mkdir(parents=True)
+    (full / "outputs/report.txt").symlink_to("/dev/full")  # every write: ENOSPC
+    blocked.mkdir()
+    (blocked / "outputs").write_text("not a folder")
+    result, seconds = run_and_time(SCRIPTS[1], trainer_env, full)
+    assert_one_clear_message(result, seconds, "disk full")  # a failed write names no file
+    result, seconds = run_and_time(SCRIPTS[1], trainer_env, blocked)
+    assert_one_clear_message(result, seconds, "file in the way", "outputs")
 
 
 def run_one_fault_each(faults, trainer_env, tmp_path):
