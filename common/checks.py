@@ -454,8 +454,9 @@ def check_artifact_store(location: str) -> str:
 
 def _check_server_serves_artifacts(location: str) -> None:
     """Raise FixableError if the experiment's files live behind a tracking server (proxied
-    mode) but this server runs with --no-serve-artifacts: an experiment made in proxied mode,
-    used with the direct set-up. MLflow itself would only answer HTTP 503, for minutes."""
+    mode) but this server runs with --no-serve-artifacts (an experiment made in proxied mode,
+    used with the direct set-up: MLflow itself would only answer HTTP 503, for minutes), or if
+    the server cannot list the store behind it."""
     server = mlflow.get_tracking_uri().rstrip("/")
     if not server.startswith(("http://", "https://")):
         return
@@ -469,6 +470,13 @@ def _check_server_serves_artifacts(location: str) -> None:
             f"but the server at {server} runs with --no-serve-artifacts (the direct set-up)",
             "use the set-up the experiment was made in: add -f docker-compose.proxied.yml to the docker compose "
             "command; or, in direct mode, unset MLFLOW_EXPERIMENT_NAME (02-artifacts-proxied is proxied mode's)",
+        )
+    if answer.status_code >= 500:  # proxied mode: the server's own S3 calls fail (a missing bucket, say)
+        raise FixableError(
+            f"the tracking server at {server} could not list the artifact store it serves for {location} "
+            f"(HTTP {answer.status_code})",
+            "look at its log (`docker compose logs mlflow`): NoSuchBucket there means the bucket is missing "
+            "(`docker compose up create-bucket`); AccessDenied or a key error, the server's S3 settings",
         )
 
 

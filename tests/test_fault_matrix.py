@@ -98,6 +98,7 @@ MATRIX_MESSAGES = {
     "proxy down": ("cannot reach the proxy in", "NO_PROXY=localhost,127.0.0.1,mlflow,minio,seaweedfs"),
     "key and bucket": ("does not exist there either", "and create the bucket: `docker compose up create-bucket`"),
     "disk full": ("the disk is full", "free some space"),
+    "proxied store failing": ("could not list the artifact store it serves", "NoSuchBucket there means the bucket is missing"),
     "file in the way": ("a file is in the way of a folder", "move the file away"),
     "deleted experiment": ("was deleted (in the UI, or with mlflow.delete_experiment)", "restore it: python -c"),
 }
@@ -245,6 +246,16 @@ def test_disk_full_and_a_file_in_the_way(trainer_env, tmp_path):
     assert_one_clear_message(result, seconds, "disk full")  # a failed write names no file
     result, seconds = run_and_time(SCRIPTS[1], trainer_env, blocked)
     assert_one_clear_message(result, seconds, "file in the way", "outputs")
+
+
+def test_proxied_server_that_cannot_reach_its_store(proxied, proxied_run, tmp_path):
+    """Proxied mode with the bucket gone: the server answers 500 to every artifact call (here a
+    proxy in front of it does). Before, the preflight said ready and run.py blamed a closed
+    connection; now all three say where to look."""
+    with FaultyServer("500", proxied.tracking_uri, paths=("/api/2.0/mlflow-artifacts/",)) as server:
+        env = dict(clean_env(proxied.trainer_env), MLFLOW_TRACKING_URI=server.url)
+        for result, seconds in run_all(env, tmp_path).values():
+            assert_one_clear_message(result, seconds, "proxied store failing", server.url)
 
 
 def run_one_fault_each(faults, trainer_env, tmp_path):
