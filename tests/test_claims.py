@@ -535,17 +535,25 @@ def test_gc_removes_the_files_with_a_key_that_may_delete(run, s3_stack, request)
 
 def run_gc(store: str, request, key: dict | None = None) -> subprocess.CompletedProcess:
     """The tutorial's gc line, in the folder of mlflow.db or as in the mlflow container."""
-    command = gc_command(store)
-    if store == "embedded":
-        env, cwd = clean_env({}), request.getfixturevalue("embedded_dir")
-    else:
-        stack = request.getfixturevalue(S3_STACKS[store])
-        env = clean_env(with_keys(compose_environment("mlflow", stack.hosts, stack.files), stack.s3_server.keys))
-        env = with_key(env, key) if key else env
-        cwd = Path.cwd()
-        # The compose services as the tests run them: local addresses, a database of its own.
-        backend = argument(stack.server_command, "--backend-store-uri")
-        command = [backend if word.startswith("postgresql") else map_hosts(word, stack.hosts) for word in command]
+    if store != "embedded":
+        return gc_in_the_mlflow_container(request.getfixturevalue(S3_STACKS[store]), gc_command(store), key=key)
+    return run_mlflow_cli(gc_command(store), clean_env({}), request.getfixturevalue("embedded_dir"))
+
+
+def gc_in_the_mlflow_container(stack, command, files=None, key=None) -> subprocess.CompletedProcess:
+    """A compose gc line (`mlflow gc ...`), run as in the mlflow service of `files` (the stack's
+    own by default), with its S3 key or `key`."""
+    environment = compose_environment("mlflow", stack.hosts, files or stack.files)
+    env = clean_env(with_keys(environment, stack.s3_server.keys))
+    env = with_key(env, key) if key else env
+    # The compose services as the tests run them: local addresses, a database of its own.
+    backend = argument(stack.server_command, "--backend-store-uri")
+    command = [backend if word.startswith("postgresql") else map_hosts(word, stack.hosts) for word in command]
+    return run_mlflow_cli(command, env, Path.cwd())
+
+
+def run_mlflow_cli(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """`mlflow ...` from this venv (the first word of `command` is the tutorial's own path to it)."""
     mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
     return subprocess.run([mlflow_cli, *command[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 

@@ -32,17 +32,14 @@ from stack import (
     SEAWEEDFS_FILE,
     clean_env,
     compose_config,
-    compose_environment,
     compose_service,
     local_stack,
-    map_hosts,
     start_s3,
     with_key,
-    with_keys,
 )
 from test_examples import EXPECTED_FILES, check_contents
 from test_faults import assert_one_clear_message, run_and_time
-from test_claims import gc_command
+from test_claims import gc_command, gc_in_the_mlflow_container
 from test_readme import PATTERNS, run_pattern
 
 FILES = (COMPOSE_FILE, SEAWEEDFS_FILE)
@@ -192,18 +189,10 @@ def test_gc_in_proxied_mode_removes_runs_deleted_in_both_modes(seaweedfs_stack, 
     prefixes[1] = "proxied/" + prefixes[1]  # the proxied server's --artifacts-destination
     assert all(seaweedfs_stack.keys(prefix) for prefix in prefixes)
 
-    files = (*seaweedfs_stack.files, PROXIED_FILE)
-    keys = seaweedfs_stack.s3_server.keys
-    env = clean_env(with_keys(compose_environment("mlflow", seaweedfs_proxied.hosts, files), keys))
-    backend = argument(seaweedfs_stack.server_command, "--backend-store-uri")
-    command = [
-        backend if word.startswith("postgresql") else map_hosts(word, seaweedfs_proxied.hosts)
-        for word in gc_command("proxied")
-    ]
     # Only these two: other tests of this process delete runs too, some in stores that are gone.
-    command += ["--run-ids", ",".join(run.info.run_id for run in deleted)]
-    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
-    done = subprocess.run([mlflow_cli, *command[1:]], env=env, capture_output=True, text=True, timeout=120)
+    command = [*gc_command("proxied"), "--run-ids", ",".join(run.info.run_id for run in deleted)]
+    files = (*seaweedfs_stack.files, PROXIED_FILE)
+    done = gc_in_the_mlflow_container(seaweedfs_proxied, command, files)
     assert done.returncode == 0, done.stderr
     assert [prefix for prefix in prefixes if seaweedfs_stack.keys(prefix)] == []
 
