@@ -47,6 +47,11 @@ FAIL_FAST = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
 }
+# boto3 waits 60 s for each S3 answer and makes 3 attempts (minutes, on an S3 server that stops
+# answering mid-upload); MLflow has no setting for that, and boto3 reads none for the wait. So the
+# S3 clients of this process, MLflow's included, get these defaults instead: one retry, as for the
+# tracking server. AWS_MAX_ATTEMPTS, when set, still decides the attempts.
+S3_FAIL_FAST = {"connect_timeout": CHECK_TIMEOUT, "read_timeout": 10, "retries": {"total_max_attempts": 2}}
 
 # The tracking URI schemes MLflow 3.17 can use, and what to set instead of a wrong one.
 TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc")
@@ -172,6 +177,11 @@ def check_tracking_server(tracking_uri: str) -> str | None:
         raise _via_proxy(error, tracking_uri) from None
 
 
+def is_server(uri: str) -> bool:
+    """True for a tracking server's address: http:// or https://, written in any case (MLflow accepts HTTP://)."""
+    return urlsplit(uri).scheme in ("http", "https")
+
+
 def _starts_with(path: Path, header: bytes) -> bool:
     with open(path, "rb") as file:
         return file.read(len(header)) == header
@@ -209,21 +219,10 @@ def _check_database_driver(tracking_uri: str) -> None:
 
 def _ask_tracking_server(server: str) -> str | None:
     """Raise FixableError unless an MLflow tracking server answers at `server`; return its version."""
-    auth = None
-    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
-        auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
     host = urlsplit(server).netloc
-    # As MLflow's own calls: a server certificate of your own, or none checked (MLflow's settings).
-    verify = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or os.environ.get(
-        "MLFLOW_TRACKING_INSECURE_TLS", ""
-    ).lower() != "true"
     try:
         answer = requests.get(
-            f"{server}/api/2.0/mlflow/experiments/search",
-            params={"max_results": 1},
-            auth=auth,
-            timeout=CHECK_TIMEOUT,
-            verify=verify,
+            f"{server}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, **_as_mlflow_does()
         )
     except requests.exceptions.RequestException as error:
         raise explain_tracking_error(error, server) or FixableError(
@@ -254,9 +253,21 @@ def _ask_tracking_server(server: str) -> str | None:
     if not is_mlflow:
         raise _not_mlflow(server, f"HTTP 200, {answer.headers.get('Content-Type', 'no content type')}")
     try:
-        return requests.get(f"{server}/version", auth=auth, timeout=CHECK_TIMEOUT, verify=verify).text.strip() or None
+        return requests.get(f"{server}/version", **_as_mlflow_does()).text.strip() or None
     except requests.exceptions.RequestException:
         return None
+
+
+def _as_mlflow_does() -> dict:
+    """requests' options for a check of the tracking server, with MLflow's own settings for its calls:
+    a login, a server certificate of your own or none checked; and the checks' short timeout."""
+    auth = None
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+    verify = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or os.environ.get(
+        "MLFLOW_TRACKING_INSECURE_TLS", ""
+    ).lower() != "true"
+    return {"auth": auth, "verify": verify, "timeout": CHECK_TIMEOUT}
 
 
 def explain_tracking_error(error: Exception, server: str) -> FixableError | None:
@@ -297,6 +308,15 @@ def _tracking_error(error: Exception, server: str) -> FixableError | None:
         )
     if "not in a valid JSON format" in text:
         return _not_mlflow(server, "not JSON")
+    # MLflow's errors always carry an error_code; JSON without one comes from something else that
+    # answers for some paths (a proxy, a gateway, another program on a path prefix).
+    foreign = next((e.json for e in _chain(error) if isinstance(getattr(e, "json", None), dict)), None)
+    if foreign is not None and "error_code" not in foreign:
+        return FixableError(
+            f"{server} answered an MLflow API call with JSON that MLflow does not send ({_short(str(foreign), 100)})",
+            "something other than MLflow answers some paths there (a proxy, a gateway, another program): "
+            "point MLFLOW_TRACKING_URI at the MLflow tracking server itself",
+        )
     status = re.search(r"error code (\d{3}) != 200|too many (\d{3}) error responses", text)
     if status:
         code = int(status.group(1) or status.group(2))
@@ -431,8 +451,14 @@ def check_artifact_store(location: str) -> str:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         check_setting(name, secret=True)  # else S3 would only say the key is unknown, or the signature wrong
     import boto3
+    import botocore.session
     from botocore.config import Config
 
+    # botocore's default client config: merged into every S3 client this process makes from now on.
+    defaults = {k: v for k, v in S3_FAIL_FAST.items() if not (k == "retries" and "AWS_MAX_ATTEMPTS" in os.environ)}
+    session = botocore.session.get_session()
+    session.set_default_client_config(Config(**defaults))
+    boto3.setup_default_session(botocore_session=session)
     try:
         s3 = boto3.client(
             "s3",
@@ -458,10 +484,10 @@ def _check_server_serves_artifacts(location: str) -> None:
     used with the direct set-up: MLflow itself would only answer HTTP 503, for minutes), or if
     the server cannot list the store behind it."""
     server = mlflow.get_tracking_uri().rstrip("/")
-    if not server.startswith(("http://", "https://")):
+    if not is_server(server):
         return
     try:
-        answer = requests.get(f"{server}/api/2.0/mlflow-artifacts/artifacts", params={"path": ""}, timeout=CHECK_TIMEOUT)
+        answer = requests.get(f"{server}/api/2.0/mlflow-artifacts/artifacts", params={"path": ""}, **_as_mlflow_does())
     except requests.exceptions.RequestException:
         return  # the tracking check has just reached the server; MLflow's own call will say what fails
     if answer.status_code == 503 and "--no-serve-artifacts" in answer.text:
@@ -567,7 +593,7 @@ def explain_s3_error(error: Exception, endpoint: str | None, bucket: str | None)
     names = {type(e).__name__ for e in _chain(error)}
 
     def via_proxy(explained: FixableError) -> FixableError:  # for the failures a proxy can cause
-        return _via_proxy(explained, endpoint, text, boto=True) if (endpoint or "").startswith("http") else explained
+        return _via_proxy(explained, endpoint, text, boto=True) if is_server(endpoint or "") else explained
 
     if "NoCredentialsError" in names:
         return FixableError(
@@ -710,14 +736,14 @@ def exit_on_error():
             signal.signal(getattr(signal, name), _stopped)
     try:
         yield
-    except KeyboardInterrupt:
-        error = Stopped("stopped with Ctrl+C", "run the same command again when you want to")
-        run_note, _ = _close_run(error)
-        print(f"error: {error.what}{run_note}\nfix: {error.fix}", file=sys.stderr)
-        sys.exit(1)
+    except KeyboardInterrupt as interrupt:
+        _end_at_once_if_stopped_again()
+        run_note, _ = _close_run(interrupt)
+        _report(f"error: stopped with Ctrl+C{run_note}\nfix: run the same command again when you want to")
     except Exception as error:
         if not is_setup_problem(error):
             raise
+        _end_at_once_if_stopped_again()
         try:
             explained = explain(error)
             run_note, run_fix = _close_run(error)
@@ -728,8 +754,41 @@ def exit_on_error():
             run_note, run_fix = "", ""
         if "--debug" in sys.argv:
             traceback.print_exc()
-        print(f"error: {explained.what}{run_note}\nfix: {explained.fix}{run_fix}", file=sys.stderr)
-        sys.exit(1)
+        _report(f"error: {explained.what}{run_note}\nfix: {explained.fix}{run_fix}")
+
+
+def _report(message: str) -> None:
+    """Print the two lines and exit with status 1; a signal after them ends the process quietly."""
+    print(message, file=sys.stderr)
+    if threading.current_thread() is threading.main_thread():
+        _on_stop(lambda signum, frame: os._exit(1))
+    sys.exit(1)
+
+
+def _end_at_once_if_stopped_again() -> None:
+    """While a failure is reported and its run closed (a few seconds at most), a second Ctrl+C or
+    SIGTERM ends the process at once: with the two lines, and the run named, not a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set signal handlers
+    run_id = _run_id()
+
+    def stop_now(signum, frame):
+        note, fix = (f"; run {run_id} may stay RUNNING", f"; {_close_command(run_id)}") if run_id else ("", "")
+        sys.stderr.write(
+            f"error: stopped by {signal.Signals(signum).name} again, while the failure was being reported{note}\n"
+            f"fix: run the same command again when you want to{fix}\n"
+        )
+        sys.stderr.flush()
+        os._exit(1)  # now: no cleanup that a third signal could interrupt
+
+    _on_stop(stop_now)
+
+
+def _on_stop(handler) -> None:
+    """`handler` for Ctrl+C (SIGINT), SIGTERM and SIGHUP, where the system has them."""
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), handler)
 
 
 def explain(error: Exception) -> FixableError:
@@ -753,7 +812,7 @@ def explain(error: Exception) -> FixableError:
             "a deleted experiment and its name until `mlflow gc` removes it",
             f'restore it: python -c "{restore}"; or set MLFLOW_EXPERIMENT_NAME to another name',
         )
-    if origin in ("mlflow", "requests", "urllib3") and tracking_uri.startswith(("http://", "https://")):
+    if origin in ("mlflow", "requests", "urllib3") and is_server(tracking_uri):
         explained = explain_tracking_error(error, tracking_uri.rstrip("/"))
         if explained:
             return explained
@@ -790,38 +849,56 @@ def _generic(error: BaseException) -> FixableError:
 def _close_run(error: BaseException) -> tuple[str, str]:
     """Mark the run this failure interrupted FAILED. Returns a note for the `error:` line and one
     for the `fix:` line: the run's id, and the command that closes it once the server is back."""
-    from mlflow.tracking.fluent import _last_active_run_id  # the run MLflow last ended, or tried to
-
     open_run = mlflow.active_run()  # a run started without `with`, still open
-    run_id = open_run.info.run_id if open_run else _last_active_run_id.get()
+    run_id = _run_id()
     if run_id is None:
         return "", ""
     # Leaving `with mlflow.start_run()` on an error calls end_run("FAILED"). If that call is what
-    # failed, the server never heard it, and asking the server again would only wait again.
-    ending_failed = any(frame.f_code.co_name == "end_run" for frame, _ in traceback.walk_tb(error.__traceback__))
+    # failed, the server never heard it, and asking the server again would only wait again
+    # (unless a second Ctrl+C, not the server, interrupted it).
+    ending_failed = not isinstance(error, (KeyboardInterrupt, Stopped)) and any(
+        frame.f_code.co_name == "end_run" for frame, _ in traceback.walk_tb(error.__traceback__)
+    )
     if not open_run and not ending_failed:
         if _origin(error) in ("mlflow", "requests", "urllib3") and explain_tracking_error(error, ""):
             return "", ""  # the run had ended before the server went away
         try:
-            failed = mlflow.MlflowClient().get_run(run_id).info.status == "FAILED"
+            client = mlflow.MlflowClient()
+            status = client.get_run(run_id).info.status
+            if status == "RUNNING":  # its ending was interrupted (a second Ctrl+C, say)
+                client.set_terminated(run_id, "FAILED")
+                status = "FAILED"
+            return (f" (run {run_id} is marked FAILED)" if status == "FAILED" else ""), ""
         except Exception:
-            return "", ""
-        return (f" (run {run_id} is marked FAILED)" if failed else ""), ""
-    if open_run:
+            pass  # the server cannot say now: give the command that closes the run if it is still open
+    elif open_run:
         try:
             mlflow.end_run("FAILED")
             return f" (run {run_id} is marked FAILED)", ""
         except Exception:
             pass
-    # Only if it is still RUNNING: a server that answered too late may have finished it after all.
+    return (
+        f"; run {run_id} may stay RUNNING on the tracking server",
+        f"; once the server answers, {_close_command(run_id)}",
+    )
+
+
+def _run_id() -> str | None:
+    """The run this process has open, or the one MLflow last ended (or tried to)."""
+    from mlflow.tracking.fluent import _last_active_run_id
+
+    open_run = mlflow.active_run()
+    return open_run.info.run_id if open_run else _last_active_run_id.get()
+
+
+def _close_command(run_id: str) -> str:
+    """The command that marks the run FAILED, only if it is still RUNNING: a server that answered
+    too late may have finished it after all."""
     close = (
         f"import mlflow; client = mlflow.MlflowClient({mlflow.get_tracking_uri()!r}); "
         f"client.get_run({run_id!r}).info.status == 'RUNNING' and client.set_terminated({run_id!r}, 'FAILED')"
     )
-    return (
-        f"; run {run_id} may stay RUNNING on the tracking server",
-        f'; once the server answers, mark that run FAILED if it is still RUNNING: python -c "{close}"',
-    )
+    return f'mark that run FAILED if it is still RUNNING: python -c "{close}"'
 
 
 def _bucket() -> str:

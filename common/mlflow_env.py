@@ -32,6 +32,7 @@ from common.checks import (
     check_experiment_name,
     check_tracking_server,
     exit_on_error,
+    is_server,
 )
 
 # Where `mlflow ui` serves by default.
@@ -89,7 +90,7 @@ def ui_link(run: Run) -> str:
     """Where to look at the run's artifacts in the MLflow UI."""
     page = artifacts_page(run.info.experiment_id, run.info.run_id)
     tracking_uri = mlflow.get_tracking_uri()
-    if tracking_uri.startswith(("http://", "https://")):
+    if is_server(tracking_uri):
         # Inside compose the server is http://mlflow:5000, but a browser on the
         # host reaches it as http://localhost:5000: MLFLOW_UI_URL says which.
         base = os.environ.get("MLFLOW_UI_URL", tracking_uri)
@@ -163,6 +164,6 @@ if __name__ == "__main__":
                 for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
             )
             print(f"S3 credentials : {present}")
-        if not mlflow.get_tracking_uri().startswith(("http://", "https://")):
+        if not is_server(mlflow.get_tracking_uri()):
             print(f"UI address     : {ui_address()}")
         print("ready          : yes")

@@ -48,6 +48,7 @@ MESSAGES = {
     "upload denied": ("may not use bucket", "s3:PutObject"),
     "old file store": ("old MLflow file store (./mlruns)", "mv mlruns mlruns.old"),
     # test_fault_matrix.py
+    "foreign json": ("with JSON that MLflow does not send", "point MLFLOW_TRACKING_URI at the MLflow tracking server"),
     "not mlflow": ("answers, but not as an MLflow tracking server", "another program listens there"),
     "bad tracking uri": ("is not an address MLflow can use", "set MLFLOW_TRACKING_URI to a server, like"),
     "folder as tracking uri": ("is a folder, and MLflow 3 no longer keeps runs in folders", "=sqlite:///"),
@@ -55,11 +56,31 @@ MESSAGES = {
     "server error": ("(a server error)", "restart it (`docker compose restart mlflow`)"),
     "server closed": ("closed the connection without an answer", "once `python -m common.mlflow_env` says ready"),
     "s3 failing": ("answered 503 SlowDown", "the S3 server is failing or overloaded"),
+    "s3 silent": ("did not answer in time", "and restart MinIO"),
     "s3 closed": ("closed the connection without an answer", "restart it (`docker compose restart minio`)"),
     "s3 key refused": ("answered 404", "not a missing bucket"),
     "folder read-only": ("cannot be written", "run from a folder you can write to"),
     "no temp folder": ("no folder for temporary files is writable", "set TMPDIR to a folder you can write to"),
     "run left running": ("may stay RUNNING on the tracking server", "mark that run FAILED if it is still RUNNING: python -c"),
+    "no database driver": ("needs the Python module", "postgresql+psycopg2://"),
+    "scheme alone": ("is a scheme without an address", "set MLFLOW_TRACKING_URI to a server, like"),
+    "sqlite folder": ("names a folder, not a database file", "name a file in it: MLFLOW_TRACKING_URI=sqlite:///"),
+    "not sqlite": ("is not an SQLite database", "name a new file or an MLflow database"),
+    "aws profile": ("names a profile that is not in", "unset AWS_PROFILE"),
+    "odd character": ("which does not belong in it (copied with a line end?)", "again, on one line"),
+    "quoted setting": ("is written with quotes around it", "without the quotes: "),
+    "spaces around": ("has spaces around its value", "without them"),
+    "region name": ("is not a region name boto3 accepts", "set AWS_DEFAULT_REGION to a region like us-east-1"),
+    "s3 tls": ("TLS (https) with the S3 endpoint", "write http:// in MLFLOW_S3_ENDPOINT_URL"),
+    "s3 redirect": ("redirected the request for bucket", "set MLFLOW_S3_ENDPOINT_URL to the S3 server itself"),
+    "s3 busy": ("(too many requests)", "the S3 server is busy (too many requests)"),
+    "s3 region": ("expects the region", "set AWS_DEFAULT_REGION="),
+    "proxy down": ("cannot reach the proxy in", "NO_PROXY=localhost,127.0.0.1,mlflow,minio,seaweedfs"),
+    "key and bucket": ("does not exist there either", "and create the bucket: `docker compose up create-bucket`"),
+    "disk full": ("the disk is full", "free some space"),
+    "proxied store failing": ("could not list the artifact store it serves", "NoSuchBucket there means the bucket is missing"),
+    "file in the way": ("a file is in the way of a folder", "move the file away"),
+    "deleted experiment": ("was deleted (in the UI, or with mlflow.delete_experiment)", "restore it: python -c"),
 }
 TUTORIAL = REPO / "examples/02_artifacts/README.md"
 TARGET_SECONDS = 10
@@ -187,6 +208,15 @@ def test_mlflow_retries_for_long_by_default():
     assert compose_service("trainer")["environment"]["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
 
 
+def test_boto3_waits_a_minute_three_times_by_default():
+    """Why the checks give S3 clients their own defaults: boto3's, which no setting of MLflow changes."""
+    import boto3
+    from botocore.retries.standard import DEFAULT_MAX_ATTEMPTS
+
+    s3 = boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    assert (s3.meta.config.read_timeout, s3.meta.config.retries, DEFAULT_MAX_ATTEMPTS) == (60, {"mode": "standard"}, 3)
+
+
 def test_troubleshooting_table_quotes_every_message():
     section = TUTORIAL.read_text().split("## 9) Troubleshooting")[1].split("\n## ")[0]
     for error, fix in MESSAGES.values():
@@ -223,3 +253,40 @@ def test_stopped_from_outside_marks_the_run_failed(stop, said, tmp_path):
     ]
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     assert client.get_run(run_id).info.status == "FAILED"
+
+
+@pytest.mark.parametrize("pause", [0, 0.05])
+def test_ctrl_c_twice_still_ends_in_two_lines(pause, tmp_path):
+    """An impatient second Ctrl+C, while the first is being handled (a 134-line traceback before):
+    still two lines and exit status 1; the run is FAILED, or the message names it and says how
+    to close it."""
+    env = dict(clean_env({}), PYTHONPATH=str(REPO))
+    process = subprocess.Popen(
+        [sys.executable, "-c", STOPPABLE], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    run_id = process.stdout.readline().strip()
+    process.send_signal(signal.SIGINT)
+    time.sleep(pause)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    lines = stderr.strip().splitlines()
+    # Python's last step on exit puts Ctrl+C back to its default: a second one that lands there,
+    # after the two lines, ends the process as Ctrl+C does (status 130 in a shell).
+    assert process.returncode in (1, -signal.SIGINT) and "Traceback" not in stderr, stderr
+    assert [line.split(":")[0] for line in lines[-2:]] == ["error", "fix"], stderr
+    assert sum(line.startswith("error:") for line in lines) == 1, stderr
+    status = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id).info.status
+    assert status == "FAILED" or f"run {run_id} may stay RUNNING" in stderr, stderr
+
+
+def test_ctrl_c_while_python_loads_mlflow_writes_nothing(tmp_path):
+    """Before the checks start (Python still importing MLflow), Ctrl+C gets Python's own traceback,
+    as the tutorial says: no run, no database, no artifact folder."""
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / SCRIPTS[0])], cwd=tmp_path, env=clean_env({}), stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(0.3)  # importing MLflow alone takes about two seconds
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0 and "KeyboardInterrupt" in stderr, stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
