@@ -147,7 +147,12 @@ def check_tracking_server(tracking_uri: str) -> str | None:
     if scheme == "sqlite":
         # SQLite needs to write the database AND its folder (for its journal): check both now,
         # or MLflow retries a read-only database for minutes.
-        database = Path(tracking_uri.partition(":///")[2])
+        from sqlalchemy.engine import make_url
+
+        # As SQLAlchemy reads it: MLflow's default writes 'my work' as 'my%20work'.
+        database = Path(make_url(tracking_uri).database or "")
+        if str(database) in ("", ".", ":memory:"):
+            return None  # an in-memory database: nothing on disk to check
         if database.is_dir():  # SQLite cannot open a folder, and MLflow retries that for minutes
             raise FixableError(
                 f"MLFLOW_TRACKING_URI={tracking_uri} names a folder, not a database file",
@@ -164,6 +169,8 @@ def check_tracking_server(tracking_uri: str) -> str | None:
             raise FixableError(
                 f"the MLflow database {database} is read-only", f"make it writable: chmod u+w {database}"
             )
+        if not database.exists():
+            _create_database(database)
         return None
     if scheme in ("postgresql", "mysql", "mssql"):
         _check_database_driver(tracking_uri)
@@ -175,6 +182,29 @@ def check_tracking_server(tracking_uri: str) -> str | None:
         return _ask_tracking_server(tracking_uri.rstrip("/"))
     except FixableError as error:
         raise _via_proxy(error, tracking_uri) from None
+
+
+def _create_database(database: Path) -> None:
+    """Create MLflow's SQLite database under a name of its own, then put it in place in one step.
+
+    MLflow creates it in place, table by table, in about a second: Ctrl+C in that second, or
+    two first runs at once, would leave a half-made mlflow.db that every later run fails on.
+    """
+    from sqlalchemy.engine import URL
+
+    making = database.with_name(f"{database.name}.{os.getpid()}.new")
+    try:
+        uri = URL.create("sqlite", database=str(making.resolve())).render_as_string()  # '#', '?', '%' quoted
+        mlflow.MlflowClient(uri).search_experiments(max_results=1)  # makes the tables
+        try:
+            os.link(making, database)  # in one step, and never over a database another process made first
+        except FileExistsError:
+            pass  # another first run was quicker: use its database
+        except OSError:  # a file system without hard links
+            if not database.exists():
+                os.replace(making, database)
+    finally:
+        making.unlink(missing_ok=True)
 
 
 def is_server(uri: str) -> bool:

@@ -15,10 +15,13 @@ import json
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -232,6 +235,33 @@ def test_deleted_experiment_says_how_to_restore_it(tmp_path):
     assert done.returncode == 0, done.stderr
     result, _ = run_and_time(SCRIPTS[0], env, tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("pause", [0, 0.3, 0.6])
+def test_first_run_stopped_while_the_database_is_made(pause, tmp_path):
+    """Ctrl+C while MLflow makes mlflow.db (about a second, on the first run in a folder) left a
+    half-made database that every later run failed on. Now it is made under another name and
+    put in place whole: the same command then works."""
+    script = [sys.executable, str(REPO / SCRIPTS[0])]
+    process = subprocess.Popen(script, cwd=tmp_path, env=clean_env({}), stderr=subprocess.PIPE, text=True)
+    while not list(tmp_path.glob("mlflow.db*")) and process.poll() is None:
+        time.sleep(0.01)
+    time.sleep(pause)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode in (0, 1) and "Traceback" not in stderr, stderr
+    assert not list(tmp_path.glob("mlflow.db.*.new"))  # nothing half-made left behind
+    result, _ = run_and_time(SCRIPTS[0], clean_env({}), tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_first_runs_at_once_in_a_new_folder(tmp_path):
+    """Three entry points started together where no mlflow.db exists yet: each used to make the
+    tables at the same time (a half-made database, or a traceback); now one database wins whole."""
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda entry: run_and_time(entry, clean_env({}), tmp_path)[0], [*SCRIPTS, SCRIPTS[0]]))
+    for result in results:
+        assert result.returncode == 0, result.stderr
 
 
 def test_disk_full_and_a_file_in_the_way(trainer_env, tmp_path):
