@@ -153,6 +153,11 @@ def check_tracking_server(tracking_uri: str) -> str | None:
         database = Path(make_url(tracking_uri).database or "")
         if str(database) in ("", ".", ":memory:"):
             return None  # an in-memory database: nothing on disk to check
+        if "MLFLOW_TRACKING_URI" not in os.environ and "%" in tracking_uri:
+            # MLflow 3.17 makes the database's folder first, and it reads 'my%20work' literally:
+            # it would make a folder named so beside this one, or fail where it may not. The same
+            # file, named relative to this folder, has no folder to make.
+            mlflow.set_tracking_uri(f"sqlite:///{database.name}")
         if database.is_dir():  # SQLite cannot open a folder, and MLflow retries that for minutes
             raise FixableError(
                 f"MLFLOW_TRACKING_URI={tracking_uri} names a folder, not a database file",

@@ -567,6 +567,25 @@ def test_read_only_working_folder_on_the_embedded_default(tmp_path):
         assert_one_clear_message(result, seconds, "folder read-only", "mlflow.db", "Read-only file system")
 
 
+def test_folder_with_a_space_under_a_read_only_folder(tmp_path):
+    """MLflow's default names the database as a URI ('my%20work/mlflow.db'); the check read that
+    literally and refused a writable folder whose parent is read-only (/Users/Jane Doe, say)."""
+    parent, elsewhere = tmp_path / "parent", tmp_path / "elsewhere"
+    work = parent / "my work"
+    work.mkdir(parents=True)
+    elsewhere.mkdir()
+    prefix = read_only(parent)  # then a writable folder mounted at 'my work', and run there
+    there = f" && mount --bind {shlex.quote(str(elsewhere))} {shlex.quote(str(work))} && cd {shlex.quote(str(work))}"
+    prefix[4] = prefix[4].replace(" && exec", there + " && exec")
+    result, _ = run_and_time(SCRIPTS[0], clean_env({}), tmp_path, prefix=prefix)
+    assert result.returncode == 0, result.stderr
+    assert (elsewhere / "mlflow.db").is_file()
+    # Where the parent is writable, MLflow made an empty 'my%20work' folder beside it: no more.
+    result, _ = run_and_time(SCRIPTS[0], clean_env({}), work)
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in parent.iterdir()) == ["my work"]
+
+
 def test_no_writable_temp_folder(trainer_env, tmp_path):
     """log_text and friends write a temporary file first: TMPDIR, /tmp, /var/tmp and the
     working folder are all read-only (Python's list of places to try)."""
