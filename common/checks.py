@@ -830,6 +830,10 @@ def explain(error: Exception) -> FixableError:
     """The FixableError for a set-up problem: the checks' own, or one made from what failed."""
     if isinstance(error, FixableError):
         return error
+    # A signal that arrived during an MLflow call comes back wrapped in MLflow's own error.
+    stopped = next((e for e in _chain(error) if isinstance(e, Stopped)), None)
+    if stopped:
+        return stopped
     origin = _origin(error)
     if origin in ("boto3", "botocore", "s3transfer"):
         endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL", "Amazon S3 (MLFLOW_S3_ENDPOINT_URL is not set)")

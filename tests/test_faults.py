@@ -290,3 +290,27 @@ def test_ctrl_c_while_python_loads_mlflow_writes_nothing(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode != 0 and "KeyboardInterrupt" in stderr, stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+def test_sigterm_during_an_mlflow_call_is_called_a_stop(trainer_env, tmp_path):
+    """A SIGTERM while MLflow waits for the tracking server: MLflow wraps it in its own error,
+    and the message used to call it an MLflow failure, with the generic fix."""
+    from test_fault_matrix import FaultyServer
+
+    mlflow.MlflowClient(trainer_env["MLFLOW_TRACKING_URI"]).create_experiment("stopped-mid-call")
+    with FaultyServer("hang", trainer_env["MLFLOW_TRACKING_URI"], armed_by="experiments/get-by-name") as server:
+        env = dict(trainer_env, MLFLOW_TRACKING_URI=server.url, MLFLOW_EXPERIMENT_NAME="stopped-mid-call")
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / SCRIPTS[0])], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        while not process.stdout.readline().startswith("artifact store"):  # next: runs/create, which hangs
+            assert process.poll() is None, process.stderr.read()
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1 and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-2:] == [
+        "error: stopped by SIGTERM",
+        "fix: run the same command again when you want to",
+    ]
