@@ -17,12 +17,14 @@ any exception raised by the libraries that talk to the outside world (MLflow, bo
 botocore, s3transfer, requests, urllib3, SQLAlchemy, sqlite3) or by the operating system
 (OSError: a file, a folder, a socket). The environment causes those: a server down, a
 setting mistyped, a folder read-only. Any other exception (a TypeError, a KeyError...) is a
-bug in our own code and keeps its traceback.
+bug in our own code and keeps its traceback, unless those libraries raised it (a ValueError
+from botocore, for a setting it cannot read).
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import signal
@@ -36,6 +38,8 @@ from urllib.parse import urlsplit
 
 import mlflow
 import requests
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 # How long a server may take to answer a check. MLflow's own default is minutes of retries.
 CHECK_TIMEOUT = 5
@@ -112,10 +116,40 @@ def check_experiment_name(name: str) -> None:
         )
 
 
+def check_mlflow_settings() -> None:
+    """Raise FixableError if an MLFLOW_* setting holds what MLflow cannot read (a timeout of '5s',
+    a switch of 'yes'): MLflow would fail on it at some call later, mid-run."""
+    import mlflow.environment_variables as settings
+
+    for setting in vars(settings).values():
+        if isinstance(setting, settings._EnvironmentVariable) and setting.name in os.environ:
+            try:
+                setting.get()
+            except ValueError:
+                kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(setting.type, "")
+                raise FixableError(
+                    f"{setting.name}={os.environ[setting.name]!r} is not a value MLflow can read"
+                    + (f" (it takes {kind})" if kind else ""),
+                    f"set {setting.name} to {kind or 'what MLflow documents for it'}, or unset it"
+                    + (f" (MLflow's default: {setting.default})" if setting.default is not None else ""),
+                ) from None
+
+
 def check_tracking_server(tracking_uri: str) -> str | None:
     """Raise FixableError unless the tracking store can be used; return the server's version."""
     check_setting("MLFLOW_TRACKING_URI")
-    scheme = urlsplit(tracking_uri).scheme.split("+")[0]
+    check_mlflow_settings()
+    try:
+        scheme = urlsplit(tracking_uri).scheme.split("+")[0]
+        if scheme in ("http", "https"):  # as requests reads it: a broken IPv6 address, a name too long
+            labels = (parse_url(tracking_uri).host or "").split(".")
+            if any(len(label) > 63 for label in labels):
+                raise ValueError("a part of the host name is longer than 63 characters")
+    except (LocationParseError, ValueError) as error:
+        raise FixableError(
+            f"MLFLOW_TRACKING_URI={tracking_uri!r} is not an address MLflow can use ({_short(str(error), 80)})",
+            TRACKING_URI_FIX,
+        ) from None
     if tracking_uri in TRACKING_SCHEMES:  # a scheme alone, like 'databricks' or 'sqlite'
         databricks = tracking_uri == "databricks"
         if databricks and (os.environ.get("DATABRICKS_HOST") or Path("~/.databrickscfg").expanduser().exists()):
@@ -485,6 +519,20 @@ def check_artifact_store(location: str) -> str:
         )
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         check_setting(name, secret=True)  # else S3 would only say the key is unknown, or the signature wrong
+    try:  # MLflow reads it at the first upload
+        json.loads(os.environ.get("MLFLOW_S3_UPLOAD_EXTRA_ARGS") or "{}")
+    except ValueError as error:
+        raise FixableError(
+            f"MLFLOW_S3_UPLOAD_EXTRA_ARGS is not JSON ({error})",
+            'write it as a JSON object, like MLFLOW_S3_UPLOAD_EXTRA_ARGS=\'{"ServerSideEncryption": "AES256"}\', '
+            "or unset it",
+        ) from None
+    attempts = os.environ.get("AWS_MAX_ATTEMPTS")
+    if attempts is not None and not (attempts.isdigit() and int(attempts) >= 1):  # boto3 fails on it mid-run
+        raise FixableError(
+            f"AWS_MAX_ATTEMPTS={attempts!r} is not a number of attempts boto3 can read",
+            "set AWS_MAX_ATTEMPTS to a whole number, like 2 (1: no retry), or unset it",
+        )
     import boto3
     import botocore.session
     from botocore.config import Config
@@ -552,6 +600,10 @@ def _endpoint_problem(endpoint: str) -> str | None:
         return "it does not start with http:// or https://"
     if not parts.hostname or port == 0:
         return "no host name" if not parts.hostname else "port 0"
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    if not (is_valid_endpoint_url(endpoint) or is_valid_ipv6_endpoint_url(endpoint)):
+        return "boto3 takes host names of letters, digits, '-' and '.', at most 63 characters between dots"
     if parts.path.strip("/") or parts.query or parts.fragment:
         # boto3 puts the bucket after the address itself: '/minio' would be taken for the bucket.
         return f"it goes on after the address with {endpoint[len(parts.scheme) + 3 + len(parts.netloc):]!r}"
@@ -734,17 +786,31 @@ def _s3_answer(error: BaseException) -> tuple[str | None, int | None, str | None
 
 
 # Packages whose exceptions come from the environment (servers, settings, files), not from our code.
-_OUTSIDE_WORLD = ("mlflow", "boto3", "botocore", "s3transfer", "requests", "urllib3", "sqlalchemy", "sqlite3")
+_OUTSIDE_WORLD = (
+    "mlflow", "boto3", "botocore", "s3transfer", "requests", "urllib3", "sqlalchemy", "sqlite3", "alembic"
+)  # fmt: skip
 
 
 def is_setup_problem(error: BaseException) -> bool:
     """True for the failures the module docstring calls set-up problems; False for bugs in our code."""
-    return isinstance(error, (FixableError, OSError)) or _origin(error) in _OUTSIDE_WORLD
+    return isinstance(error, (FixableError, OSError)) or (_origin(error) or _raised_in(error)) in _OUTSIDE_WORLD
+
+
+def _raised_in(error: BaseException) -> str:
+    """The package whose code raised a built-in error (a ValueError botocore raises for a setting
+    it cannot read): the innermost frame outside Python's standard library."""
+    for frame, _ in reversed(list(traceback.walk_tb(error.__traceback__))):
+        package = frame.f_globals.get("__name__", "").split(".")[0]
+        if package not in sys.stdlib_module_names:
+            return package
+    return "builtins"
 
 
 def _origin(error: BaseException) -> str:
-    """The package that defines the error's class: 'mlflow', 'botocore', 'builtins'..."""
-    return type(error).__module__.split(".")[0]
+    """The package that defines the error's class: 'mlflow', 'botocore'..., 'builtins' for an
+    OSError, and '' for another error of Python's own (a ValueError: _raised_in says whose)."""
+    package = type(error).__module__.split(".")[0]
+    return "" if package in sys.stdlib_module_names and not isinstance(error, OSError) else package
 
 
 class Stopped(FixableError):
@@ -875,9 +941,8 @@ def explain(error: Exception) -> FixableError:
 
 def _generic(error: BaseException) -> FixableError:
     """A set-up problem nothing above recognises: what failed, in one line, and how to see more."""
-    where = {"mlflow": f"MLflow ({mlflow.get_tracking_uri()})", "builtins": "the operating system"}.get(
-        _origin(error), _origin(error)
-    )
+    package = _origin(error) or _raised_in(error)
+    where = {"mlflow": f"MLflow ({mlflow.get_tracking_uri()})", "builtins": "the operating system"}.get(package, package)
     return FixableError(
         f"{where} failed: {type(error).__name__}: {_short(str(error))}",
         "check the settings `python -m common.mlflow_env` prints, then run again; "

@@ -381,6 +381,30 @@ def test_settings_with_a_line_end_quotes_or_spaces(trainer_env, tmp_path):
     )
 
 
+def test_settings_mlflow_or_boto3_cannot_read(trainer_env, tmp_path):
+    """Each raised a ValueError (or a JSON error) with a traceback, some only mid-run; now each is
+    named before anything is logged."""
+    cyrillic = trainer_env["MLFLOW_S3_ENDPOINT_URL"].replace("127.0.0.1", "l\u043ecalhost")  # an о, not an o
+    run_one_fault_each(
+        [
+            ({"MLFLOW_HTTP_REQUEST_TIMEOUT": "5s"}, "mlflow setting", ["MLFLOW_HTTP_REQUEST_TIMEOUT='5s'", "a whole number"]),
+            ({"MLFLOW_TRACKING_INSECURE_TLS": "yes"}, "mlflow setting", ["true or false"]),
+            ({"AWS_MAX_ATTEMPTS": "abc"}, "aws attempts", ["AWS_MAX_ATTEMPTS='abc'"]),
+        ],
+        trainer_env,
+        tmp_path,
+    )
+    run_one_fault_each(
+        [
+            ({"MLFLOW_TRACKING_URI": "http://[::1"}, "bad tracking uri", ["Invalid IPv6 URL"]),
+            ({"MLFLOW_S3_ENDPOINT_URL": cyrillic}, "s3 endpoint not an address", ["boto3 takes host names of"]),
+            ({"MLFLOW_S3_UPLOAD_EXTRA_ARGS": "notjson"}, "upload args", ["MLFLOW_S3_UPLOAD_EXTRA_ARGS"]),
+        ],
+        trainer_env,
+        tmp_path,
+    )  # fmt: skip
+
+
 def test_s3_redirects_throttles_and_other_regions(trainer_env, tmp_path):
     """A redirect (a RecursionError traceback in botocore before), 429 (a generic error before),
     a region MinIO does not expect."""
