@@ -669,6 +669,22 @@ _S3_CODES = {
         "the S3 user in AWS_ACCESS_KEY_ID may not use bucket '{bucket}' at {endpoint}",
         "grant that user s3:ListBucket, s3:GetObject and s3:PutObject on the bucket, or use another key",
     ),
+    "RequestTimeTooSkewed": (
+        "{endpoint} refused the request: this machine's clock is too far from the S3 server's",
+        "set this machine's clock right (S3 allows 15 minutes), for example with NTP, then run again",
+    ),
+    "InvalidToken": (
+        "{endpoint} does not accept the session token in AWS_SESSION_TOKEN",
+        "unset AWS_SESSION_TOKEN (MinIO's access keys need none), or set the token that belongs to the key",
+    ),
+    "ExpiredToken": (
+        "the session token in AWS_SESSION_TOKEN has expired for {endpoint}",
+        "get new temporary credentials, or unset AWS_SESSION_TOKEN and use a key that needs none",
+    ),
+    "XMinioStorageFull": (
+        "the S3 server at {endpoint} has no disk space left",
+        "free space on the disk that holds the S3 server's data (the minio-data volume); waiting does not help",
+    ),
 }
 _S3_LOG = "look at the S3 server's log (`docker compose logs minio`)"
 
@@ -901,7 +917,8 @@ def explain(error: Exception) -> FixableError:
     if stopped:
         return stopped
     origin = _origin(error)
-    if origin in ("boto3", "botocore", "s3transfer"):
+    # S3's errors, also where MLflow wraps them in its own ("Failed to list artifacts in s3://...").
+    if any(_origin(e) in ("boto3", "botocore", "s3transfer") for e in _chain(error)):
         endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL", "Amazon S3 (MLFLOW_S3_ENDPOINT_URL is not set)")
         return explain_s3_error(error, endpoint, _bucket())
     tracking_uri = mlflow.get_tracking_uri()

@@ -53,6 +53,25 @@ ANSWERS = {
         b"<?xml version='1.0' encoding='UTF-8'?>"
         b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
     ),
+    # Amazon S3 and MinIO, for a clock more than 15 minutes off, a bad session token, a full disk.
+    "403 clock": (
+        403,
+        "application/xml",
+        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>RequestTimeTooSkewed</Code><Message>The difference "
+        b"between the request time and the server's time is too large.</Message></Error>",
+    ),
+    "400 token": (
+        400,
+        "application/xml",
+        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InvalidToken</Code><Message>The provided token is "
+        b"malformed or otherwise invalid.</Message></Error>",
+    ),
+    "507 full": (
+        507,
+        "application/xml",
+        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>XMinioStorageFull</Code><Message>Storage backend has "
+        b"reached its minimum free drive threshold. Please delete a few objects to proceed.</Message></Error>",
+    ),
     "429 SlowDown": (
         429,
         "application/xml",
@@ -437,6 +456,28 @@ def test_s3_redirects_throttles_and_other_regions(trainer_env, tmp_path):
             trainer_env,
             tmp_path,
         )  # fmt: skip
+
+
+def test_s3_clock_token_and_full_disk(trainer_env, tmp_path):
+    """Three S3 answers that the generic fix (check the endpoint and the keys) sent the wrong way."""
+    with FaultyServer("403 clock") as clock, FaultyServer("400 token") as token, FaultyServer("507 full") as full:
+        run_one_fault_each(
+            [
+                ({"MLFLOW_S3_ENDPOINT_URL": clock.url}, "s3 clock", [clock.url]),
+                ({"MLFLOW_S3_ENDPOINT_URL": token.url, "AWS_SESSION_TOKEN": "junk"}, "s3 token", [token.url]),
+                ({"MLFLOW_S3_ENDPOINT_URL": full.url}, "s3 full", [full.url]),
+            ],
+            trainer_env,
+            tmp_path,
+        )
+
+
+def test_s3_listing_fails_mid_run(stack, trainer_env, tmp_path):
+    """log_table lists the run's folder: S3 failing that was blamed on the tracking server
+    ('MLflow (http://...) failed'), since MLflow wraps S3's error in its own."""
+    with FaultyServer("503 SlowDown", stack.s3_endpoint, methods={"GET"}, keep_host=True, armed_by="notes.md") as s3:
+        result, seconds = run_and_time(SCRIPTS[0], dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=s3.url), tmp_path)
+    assert_one_clear_message(result, seconds, "s3 failing", f"S3 at {s3.url} answered 503 SlowDown", "marked FAILED")
 
 
 def test_wrong_key_and_missing_bucket_are_both_named(stack, trainer_env, tmp_path):
