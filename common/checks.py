@@ -876,10 +876,15 @@ def exit_on_error():
 
 def _report(message: str) -> None:
     """Print the two lines and exit with status 1; a signal after them ends the process quietly."""
-    print(message, file=sys.stderr)
+    print(_without_passwords(message), file=sys.stderr)
     if threading.current_thread() is threading.main_thread():
         _on_stop(lambda signum, frame: os._exit(1))
     sys.exit(1)
+
+
+def _without_passwords(text: str) -> str:
+    """`text` with the password of any address in it (http://user:password@host) shown as ***."""
+    return re.sub(r"(\b[a-z][\w+.-]*://[^/\s:@'\"]+:)[^\s'\"/]+@", r"\1***@", text, flags=re.IGNORECASE)
 
 
 def _end_at_once_if_stopped_again() -> None:
@@ -892,8 +897,10 @@ def _end_at_once_if_stopped_again() -> None:
     def stop_now(signum, frame):
         note, fix = (f"; run {run_id} may stay RUNNING", f"; {_close_command(run_id)}") if run_id else ("", "")
         sys.stderr.write(
-            f"error: stopped by {signal.Signals(signum).name} again, while the failure was being reported{note}\n"
-            f"fix: run the same command again when you want to{fix}\n"
+            _without_passwords(
+                f"error: stopped by {signal.Signals(signum).name} again, while the failure was being reported{note}\n"
+                f"fix: run the same command again when you want to{fix}\n"
+            )
         )
         sys.stderr.flush()
         os._exit(1)  # now: no cleanup that a third signal could interrupt
@@ -947,6 +954,29 @@ def explain(error: Exception) -> FixableError:
         return FixableError(
             f"a file is in the way of a folder: {error.filename} ({error.strerror})",
             f"move the file away (like `mv {error.filename} {error.filename}.old`), then run again",
+        )
+    if isinstance(error, OSError) and error.errno == errno.EISDIR and error.filename:
+        return FixableError(
+            f"a folder is in the way of a file: {error.filename} ({error.strerror})",
+            f"move the folder away (like `mv {error.filename} {error.filename}.old`), then run again",
+        )
+    if isinstance(error, OSError) and error.errno in (errno.EMFILE, errno.ENFILE):
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return FixableError(
+            f"too many open files: this process may open {limit} (ulimit -n)"
+            + (f", and {error.filename} was one too many" if error.filename else ""),
+            "raise the limit in this shell, like `ulimit -n 4096`, then run again",
+        )
+    bundle = re.search(r"Could not find a suitable TLS CA certificate bundle, invalid path: (.+)", str(error))
+    if bundle:  # from requests: a CA file setting that names no file
+        path = bundle.group(1).strip()
+        names = [n for n in ("MLFLOW_TRACKING_SERVER_CERT_PATH", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+                 if os.environ.get(n) == path] or ["a CA file setting"]  # fmt: skip
+        return FixableError(
+            f"{' and '.join(names)} names {path}, and there is no such file",
+            f"set {names[0]} to your server's CA file, or unset it",
         )
     if isinstance(error, OSError) and error.filename:
         return FixableError(

@@ -320,6 +320,7 @@ def run_one_fault_each(faults, trainer_env, tmp_path):
         result, seconds = results[entry]
         assert_one_clear_message(result, seconds, fault, *phrases)
         assert "Traceback" not in result.stderr
+    return results
 
 
 def test_tracking_uri_mlflow_cannot_open(trainer_env, tmp_path):
@@ -422,6 +423,24 @@ def test_settings_mlflow_or_boto3_cannot_read(trainer_env, tmp_path):
         trainer_env,
         tmp_path,
     )  # fmt: skip
+
+
+def test_a_ca_file_that_is_not_there_a_password_in_the_address_a_folder_in_the_way(trainer_env, tmp_path):
+    """A CA file setting naming no file (an 'operating system' failure before), a password in
+    MLFLOW_TRACKING_URI (printed in the message before), a folder where example 01 writes its file."""
+    (folder_for(tmp_path, SCRIPTS[1]) / "outputs/report.txt").mkdir(parents=True)
+    server = f"http://learner:s3cret@127.0.0.1:{free_port()}"
+    results = run_one_fault_each(
+        [
+            ({"MLFLOW_TRACKING_URI": "https://127.0.0.1:1", "MLFLOW_TRACKING_SERVER_CERT_PATH": "/nowhere/ca.pem"},
+             "ca file", ["MLFLOW_TRACKING_SERVER_CERT_PATH names /nowhere/ca.pem"]),
+            ({"MLFLOW_TRACKING_URI": server}, "server down", ["http://learner:***@127.0.0.1:"]),
+            ({}, "folder in the way", ["outputs/report.txt"]),
+        ],
+        trainer_env,
+        tmp_path,
+    )  # fmt: skip
+    assert "s3cret" not in results[SCRIPTS[0]][0].stderr
 
 
 def test_s3_redirects_throttles_and_other_regions(trainer_env, tmp_path):
@@ -680,6 +699,7 @@ errors = {
     "S3 without a response": botocore.exceptions.ClientError({}, "PutObject"),
     "MLflow, two lines": mlflow.MlflowException("first line\\nsecond line"),
     "the OS": PermissionError(13, "Permission denied", "/some/file"),
+    "too many open files": OSError(24, "Too many open files", "/tmp/tmpabc"),
     "a bug in our code": KeyError("oops"),
 }
 outcome = {}
@@ -714,6 +734,7 @@ def test_exit_on_error_never_crashes(tmp_path):
         assert code == 1 and [line.split(":")[0] for line in lines] == ["error", "fix"], (name, stderr)
     assert "answered 418 Teapot to PutObject: I am a teapot" in outcome["S3 code nobody knows"][1]
     assert "first line second line" in outcome["MLflow, two lines"][1]
+    assert "`ulimit -n 4096`" in outcome["too many open files"][1]
 
 
 # --- MLflow's telemetry -----------------------------------------------------------------------

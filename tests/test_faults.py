@@ -57,6 +57,8 @@ MESSAGES = {
     "server closed": ("closed the connection without an answer", "once `python -m common.mlflow_env` says ready"),
     "s3 failing": ("answered 503 SlowDown", "the S3 server is failing or overloaded"),
     "s3 silent": ("did not answer in time", "and restart MinIO"),
+    "ca file": ("and there is no such file", "to your server's CA file, or unset it"),
+    "folder in the way": ("a folder is in the way of a file", "move the folder away"),
     "s3 clock": ("this machine's clock is too far from the S3 server's", "set this machine's clock right"),
     "s3 token": ("does not accept the session token in AWS_SESSION_TOKEN", "unset AWS_SESSION_TOKEN"),
     "s3 full": ("has no disk space left", "waiting does not help"),
