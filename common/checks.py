@@ -31,6 +31,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,8 @@ import requests
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+# When this process started (in ms, as MLflow's run start times): its runs started after it.
+_STARTED_MS = int(time.time() * 1000)
 # How long a server may take to answer a check. MLflow's own default is minutes of retries.
 CHECK_TIMEOUT = 5
 # And for MLflow's own calls to a tracking server, unless set otherwise: the values the compose
@@ -1003,6 +1006,8 @@ def _close_run(error: BaseException) -> tuple[str, str]:
     open_run = mlflow.active_run()  # a run started without `with`, still open
     run_id = _run_id()
     if run_id is None:
+        if "/runs/create" in " ".join(str(e) for e in _chain(error)):
+            return _runs_started_unseen(error)
         return "", ""
     # Leaving `with mlflow.start_run()` on an error calls end_run("FAILED"). If that call is what
     # failed, the server never heard it, and asking the server again would only wait again
@@ -1031,6 +1036,31 @@ def _close_run(error: BaseException) -> tuple[str, str]:
     return (
         f"; run {run_id} may stay RUNNING on the tracking server",
         f"; once the server answers, {_close_command(run_id)}",
+    )
+
+
+def _runs_started_unseen(error: BaseException) -> tuple[str, str]:
+    """The server did not answer the call that starts the run in time: it may have started it
+    anyway, twice even (MLflow asks again), and no run id ever reached this process. The fix's
+    command closes the runs this process started, found by experiment, start time and name."""
+    from mlflow.tracking.fluent import _get_experiment_id
+
+    # The name the example gave mlflow.start_run(run_name=...), if it is on the way to the error.
+    name = next(
+        (frame.f_locals.get("run_name") for frame, _ in traceback.walk_tb(error.__traceback__)
+         if frame.f_code.co_name == "start_run" and frame.f_locals.get("run_name")),
+        None,
+    )  # fmt: skip
+    which = f"r.info.status == 'RUNNING' and r.info.start_time >= {_STARTED_MS}"
+    which += f" and r.info.run_name == {name!r}" if name else ""
+    close = (
+        f"import mlflow; client = mlflow.MlflowClient({mlflow.get_tracking_uri()!r}); "
+        f"[client.set_terminated(r.info.run_id, 'FAILED') for r in client.search_runs([{_get_experiment_id()!r}]) "
+        f"if {which}]"
+    )
+    return (
+        "; the server may have started the run anyway, and it would stay RUNNING",
+        f'; once the server answers, find the runs this command left RUNNING and mark them FAILED: python -c "{close}"',
     )
 
 

@@ -107,8 +107,8 @@ class FaultyServer:
     """An HTTP server on a free loopback port: a fake (no `target`) or a proxy in front of `target`.
 
     Once armed, the requests whose method is in `methods` and whose path starts with one of
-    `paths` (all, by default) get `fault`: an answer from ANSWERS, or "drop" (the connection
-    closes without an answer). `armed_by` arms it after a request whose path contains it has
+    `paths` (all, by default) get `fault`: an answer from ANSWERS, "drop" (the connection
+    closes without an answer), "hang" (no answer ever) or "slow" (passed on after 8 s). `armed_by` arms it after a request whose path contains it has
     passed (None: armed from the start);
     heal() makes it a plain proxy again. The Host header is the target's, as if the client
     had called it directly; `keep_host` keeps the client's (S3 signs it).
@@ -131,7 +131,9 @@ class FaultyServer:
                 chosen = (methods is None or self.command in methods) and (
                     paths is None or self.path.startswith(paths)
                 )
-                if upstream is None or (proxy.armed and chosen):
+                if fault == "slow" and proxy.armed and chosen:
+                    time.sleep(8)  # then passed on: the server does it, too late for the client
+                elif upstream is None or (proxy.armed and chosen):
                     return self.fail()
                 headers = dict(self.headers.items())
                 if not keep_host:
@@ -551,6 +553,25 @@ def test_tracking_server_fails_mid_run(fault, message, stack, trainer_env, tmp_p
     finally:
         for proxy in proxies.values():
             proxy.__exit__()
+
+
+def test_server_too_slow_to_start_the_run(stack, trainer_env, tmp_path):
+    """The server starts the run after the client's 5 s: MLflow asks again, and the server may
+    start a second one. Neither id ever reaches the client, so the message cannot name them;
+    it says so, and its command closes the RUNNING runs this process started."""
+    experiment = "slow-start"
+    with FaultyServer("slow", stack.tracking_uri, paths=("/api/2.0/mlflow/runs/create",)) as server:
+        env = dict(trainer_env, MLFLOW_TRACKING_URI=server.url, MLFLOW_EXPERIMENT_NAME=experiment)
+        result, seconds = run_and_time(SCRIPTS[1], env, tmp_path)
+        assert_one_clear_message(result, seconds, "server silent", "may have started the run anyway")
+        time.sleep(9)  # the server finishes what it was asked
+        client = MlflowClient(stack.tracking_uri)
+        experiment_id = client.get_experiment_by_name(experiment).experiment_id
+        assert {run.info.status for run in client.search_runs([experiment_id])} == {"RUNNING"}
+        server.heal()
+        command = shlex.split(result.stderr.split("mark them FAILED: ")[1])
+        subprocess.run([sys.executable, *command[1:]], env=trainer_env, cwd=tmp_path, check=True, timeout=60)
+        assert {run.info.status for run in client.search_runs([experiment_id])} == {"FAILED"}
 
 
 def test_tracking_server_hangs_mid_run_without_the_compose_settings(stack, trainer_env, tmp_path):
