@@ -318,7 +318,7 @@ def test_sigterm_during_an_mlflow_call_is_called_a_stop(trainer_env, tmp_path):
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1 and "Traceback" not in stderr, stderr
-    assert stderr.strip().splitlines()[-2:] == [
-        "error: stopped by SIGTERM",
-        "fix: run the same command again when you want to",
-    ]
+    error, fix = stderr.strip().splitlines()[-2:]
+    # It came while the server was to start the run: that may have happened all the same.
+    assert error == "error: stopped by SIGTERM; the server may have started the run anyway, and it would stay RUNNING"
+    assert fix.startswith("fix: run the same command again when you want to; once the server answers")
