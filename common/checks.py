@@ -23,6 +23,7 @@ from botocore, for a setting it cannot read).
 
 from __future__ import annotations
 
+import _thread
 import errno
 import json
 import os
@@ -837,7 +838,29 @@ class Stopped(FixableError):
 
 
 def _stopped(signum, frame):
+    """The first Ctrl+C, SIGTERM or SIGHUP: from now on another one ends the process at once
+    (a second Ctrl+C inside MLflow's own clean-up would leave its traceback); this one ends the
+    run like any failure, so that `with mlflow.start_run()` marks it FAILED on the way out."""
+    _end_at_once_if_stopped_again()
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Stopped(f"stopped by {signal.Signals(signum).name}", "run the same command again when you want to")
+
+
+def _stop_lost_in_a_callback(unraisable) -> None:
+    """Python drops an exception raised in a garbage-collection callback (SQLAlchemy has some):
+    a Ctrl+C or SIGTERM that lands in one would be lost, and the run would go on. Send it again,
+    to be taken as the first one it was."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        signum = signal.SIGINT
+    elif isinstance(unraisable.exc_value, Stopped):
+        signum = signal.Signals[unraisable.exc_value.what.split()[-1]]
+    else:
+        return sys.__unraisablehook__(unraisable)
+    _on_stop(_stopped)
+    # From a new thread, a moment later: raised inside this hook, it would be dropped again
+    # (and threading.Thread would run Python code here while it waits for the thread to start).
+    _thread.start_new_thread(lambda: (time.sleep(0.05), os.kill(os.getpid(), signum)), ())
 
 
 @contextmanager
@@ -849,11 +872,10 @@ def exit_on_error():
     FAILED; if the tracking server is gone, the message names the run and says how to
     close it once the server is back.
     """
-    # Stopped from outside (a closed terminal, `timeout`, a cancelled job): end like any other
-    # failure, so that `with mlflow.start_run()` marks the run FAILED on the way out.
-    for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name) and threading.current_thread() is threading.main_thread():
-            signal.signal(getattr(signal, name), _stopped)
+    # Ctrl+C, or stopped from outside (a closed terminal, `timeout`, a cancelled job).
+    if threading.current_thread() is threading.main_thread():
+        _on_stop(_stopped)
+        sys.unraisablehook = _stop_lost_in_a_callback
     try:
         yield
     except KeyboardInterrupt as interrupt:
@@ -901,7 +923,7 @@ def _end_at_once_if_stopped_again() -> None:
         note, fix = (f"; run {run_id} may stay RUNNING", f"; {_close_command(run_id)}") if run_id else ("", "")
         sys.stderr.write(
             _without_passwords(
-                f"error: stopped by {signal.Signals(signum).name} again, while the failure was being reported{note}\n"
+                f"error: stopped by {signal.Signals(signum).name} while the process was ending{note}\n"
                 f"fix: run the same command again when you want to{fix}\n"
             )
         )
