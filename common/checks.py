@@ -293,9 +293,11 @@ def _check_database_driver(tracking_uri: str) -> None:
 def _ask_tracking_server(server: str) -> str | None:
     """Raise FixableError unless an MLflow tracking server answers at `server`; return its version."""
     host = urlsplit(server).netloc
+    search = f"{server}/api/2.0/mlflow/experiments/search"
     try:
-        answer = requests.get(
-            f"{server}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, **_as_mlflow_does()
+        answer = _in_time(
+            lambda: requests.get(search, params={"max_results": 1}, **_as_mlflow_does()),
+            requests.exceptions.ReadTimeout(f"Read timed out: no whole answer from {search} in {CHECK_TIMEOUT} s"),
         )
     except requests.exceptions.RequestException as error:
         raise explain_tracking_error(error, server) or FixableError(
@@ -326,9 +328,32 @@ def _ask_tracking_server(server: str) -> str | None:
     if not is_mlflow:
         raise _not_mlflow(server, f"HTTP 200, {answer.headers.get('Content-Type', 'no content type')}")
     try:
-        return requests.get(f"{server}/version", **_as_mlflow_does()).text.strip() or None
+        version = _in_time(lambda: requests.get(f"{server}/version", **_as_mlflow_does()), requests.Timeout())
+        return version.text.strip() or None
     except requests.exceptions.RequestException:
         return None
+
+
+def _in_time(call, timeout: Exception):
+    """call()'s result, or `timeout` raised if it has not returned within CHECK_TIMEOUT seconds in
+    all. requests' and botocore's timeouts count each read: a server that sends a byte now and
+    then would keep a check waiting for minutes."""
+    done = {}
+
+    def work():
+        try:
+            done["result"] = call()
+        except BaseException as error:  # handed to the caller
+            done["error"] = error
+
+    worker = threading.Thread(target=work, daemon=True)  # left behind if it hangs: the process ends soon
+    worker.start()
+    worker.join(CHECK_TIMEOUT)
+    if worker.is_alive():
+        raise timeout
+    if "error" in done:
+        raise done["error"]
+    return done["result"]
 
 
 def _as_mlflow_does() -> dict:
@@ -538,6 +563,7 @@ def check_artifact_store(location: str) -> str:
             "set AWS_MAX_ATTEMPTS to a whole number, like 2 (1: no retry), or unset it",
         )
     import boto3
+    import botocore.exceptions
     import botocore.session
     from botocore.config import Config
 
@@ -552,7 +578,10 @@ def check_artifact_store(location: str) -> str:
             endpoint_url=endpoint,
             config=Config(connect_timeout=CHECK_TIMEOUT, read_timeout=CHECK_TIMEOUT, retries={"total_max_attempts": 1}),
         )
-        s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        _in_time(
+            lambda: s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1),
+            botocore.exceptions.ReadTimeoutError(endpoint_url=endpoint),
+        )
     except RecursionError:  # botocore follows some redirects back to the same address, again and again
         raise _s3_redirect(endpoint, bucket, *_redirect_of(endpoint, bucket)) from None
     except Exception as error:

@@ -103,12 +103,18 @@ ANSWERS = {
 }
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass  # a client that gave up on a slow or hung answer: expected here, not worth a traceback
+
+
 class FaultyServer:
     """An HTTP server on a free loopback port: a fake (no `target`) or a proxy in front of `target`.
 
     Once armed, the requests whose method is in `methods` and whose path starts with one of
     `paths` (all, by default) get `fault`: an answer from ANSWERS, "drop" (the connection
-    closes without an answer), "hang" (no answer ever) or "slow" (passed on after 8 s). `armed_by` arms it after a request whose path contains it has
+    closes without an answer), "hang" (no answer ever), "slow" (passed on after 8 s) or
+    "dribble" (an answer sent a byte at a time). `armed_by` arms it after a request whose path contains it has
     passed (None: armed from the start);
     heal() makes it a plain proxy again. The Host header is the target's, as if the client
     had called it directly; `keep_host` keeps the client's (S3 signs it).
@@ -152,6 +158,13 @@ class FaultyServer:
                 if fault == "hang":  # accept, read the request, never answer
                     threading.Event().wait(120)
                     return
+                if fault == "dribble":  # a whole answer, one byte every 0.2 s: each read is quick
+                    for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}":
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                    self.close_connection = True
+                    return
                 if fault == "drop":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -171,7 +184,7 @@ class FaultyServer:
 
             do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = serve
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -553,6 +566,22 @@ def test_tracking_server_fails_mid_run(fault, message, stack, trainer_env, tmp_p
     finally:
         for proxy in proxies.values():
             proxy.__exit__()
+
+
+def test_servers_that_send_a_byte_at_a_time(trainer_env, tmp_path):
+    """A tracking server or S3 server that sends its answer a byte every 0.2 s: each read is in
+    time, so the per-read timeouts never fire (the preflight took 71 s). The checks give each
+    request 5 s in all."""
+    with FaultyServer("dribble") as tracking, FaultyServer("dribble") as s3:
+        run_one_fault_each(
+            [
+                ({"MLFLOW_TRACKING_URI": tracking.url}, "server silent", [tracking.url]),
+                ({"MLFLOW_S3_ENDPOINT_URL": s3.url}, "s3 silent", [s3.url]),
+                ({"MLFLOW_TRACKING_URI": tracking.url}, "server silent", [tracking.url]),
+            ],
+            trainer_env,
+            tmp_path,
+        )
 
 
 def test_server_too_slow_to_start_the_run(stack, trainer_env, tmp_path):
