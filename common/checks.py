@@ -24,10 +24,12 @@ from botocore, for a setting it cannot read).
 from __future__ import annotations
 
 import _thread
+import atexit
 import errno
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 import tempfile
@@ -196,6 +198,13 @@ def check_tracking_server(tracking_uri: str) -> str | None:
             # it would make a folder named so beside this one, or fail where it may not. The same
             # file, named relative to this folder, has no folder to make.
             mlflow.set_tracking_uri(f"sqlite:///{database.name}")
+            database = Path(database.name)
+        elif "%" in tracking_uri and not database.parent.exists():  # MLflow would make 'a%25b', not 'a%b'
+            raise FixableError(
+                f"the folder of the MLflow database in MLFLOW_TRACKING_URI, {database.parent}, does not exist, and "
+                "MLflow 3.17 would make it under its URI-escaped name (with %25, %23...), then wait for minutes",
+                f"make it first: mkdir -p {shlex.quote(str(database.parent))}",
+            )
         if database.is_dir():  # SQLite cannot open a folder, and MLflow retries that for minutes
             raise FixableError(
                 f"MLFLOW_TRACKING_URI={tracking_uri} names a folder, not a database file",
@@ -217,6 +226,8 @@ def check_tracking_server(tracking_uri: str) -> str | None:
         return None
     if scheme in ("postgresql", "mysql", "mssql"):
         _check_database_driver(tracking_uri)
+        if scheme in ("postgresql", "mysql"):
+            _check_database_answers(tracking_uri)
     if not scheme.startswith("http"):
         return None  # a database URL: MLflow opens it itself
     for name, value in FAIL_FAST.items():
@@ -235,9 +246,11 @@ def _create_database(database: Path) -> None:
     """
     from sqlalchemy.engine import URL
 
-    making = database.with_name(f"{database.name}.{os.getpid()}.new")
+    global _MAKING
+    making = _MAKING = database.with_name(f"{database.name}.{os.getpid()}.new")
     try:
-        uri = URL.create("sqlite", database=str(making.resolve())).render_as_string()  # '#', '?', '%' quoted
+        # Relative where the database is: MLflow makes the database's folder from the URI as written.
+        uri = URL.create("sqlite", database=str(making)).render_as_string()  # '#', '?', '%' quoted
         mlflow.MlflowClient(uri).search_experiments(max_results=1)  # makes the tables
         try:
             os.link(making, database)  # in one step, and never over a database another process made first
@@ -248,6 +261,10 @@ def _create_database(database: Path) -> None:
                 os.replace(making, database)
     finally:
         making.unlink(missing_ok=True)
+        _MAKING = None
+
+
+_MAKING: Path | None = None  # the database being made, for a stop that cannot wait for `finally`
 
 
 def is_server(uri: str) -> bool:
@@ -288,6 +305,30 @@ def _check_database_driver(tracking_uri: str) -> None:
             f"MLFLOW_TRACKING_URI is not a database URL SQLAlchemy can use: {_short(str(error))}",
             "write it like postgresql+psycopg2://user:password@host:5432/database, " + TRACKING_URI_FIX,
         ) from None
+
+
+def _check_database_answers(tracking_uri: str) -> None:
+    """Raise FixableError unless the database in MLFLOW_TRACKING_URI takes a connection within
+    CHECK_TIMEOUT seconds: MLflow itself retries a database that is down for minutes."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    url = make_url(tracking_uri)
+    engine = create_engine(url, connect_args={"connect_timeout": CHECK_TIMEOUT}, poolclass=NullPool)
+    try:
+        with engine.connect():
+            pass
+    except Exception as error:
+        reason = getattr(error, "orig", None) or error
+        raise FixableError(
+            f"could not connect to the database in MLFLOW_TRACKING_URI={url.render_as_string(hide_password=True)}: "
+            f"{_short(str(reason), 160)}",
+            "start the database (`docker compose up -d postgres`), or correct the host, port, user or password "
+            "in MLFLOW_TRACKING_URI",
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def _ask_tracking_server(server: str) -> str | None:
@@ -548,16 +589,23 @@ def check_artifact_store(location: str) -> str:
         )
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         check_setting(name, secret=True)  # else S3 would only say the key is unknown, or the signature wrong
-    try:  # MLflow reads it at the first upload
-        json.loads(os.environ.get("MLFLOW_S3_UPLOAD_EXTRA_ARGS") or "{}")
+    from boto3.s3.transfer import S3Transfer
+
+    try:  # MLflow reads it at the first upload, and boto3 takes only some keys
+        extra = json.loads(os.environ.get("MLFLOW_S3_UPLOAD_EXTRA_ARGS") or "{}")
+        if not isinstance(extra, dict):
+            raise ValueError("not an object {...}")
+        unknown = sorted(set(extra) - set(S3Transfer.ALLOWED_UPLOAD_ARGS))
+        if unknown:
+            raise ValueError(f"boto3 takes no {', '.join(unknown)}; it takes {', '.join(S3Transfer.ALLOWED_UPLOAD_ARGS)}")
     except ValueError as error:
         raise FixableError(
-            f"MLFLOW_S3_UPLOAD_EXTRA_ARGS is not JSON ({error})",
+            f"MLFLOW_S3_UPLOAD_EXTRA_ARGS is not JSON boto3 can use ({_short(str(error))})",
             'write it as a JSON object, like MLFLOW_S3_UPLOAD_EXTRA_ARGS=\'{"ServerSideEncryption": "AES256"}\', '
             "or unset it",
         ) from None
     attempts = os.environ.get("AWS_MAX_ATTEMPTS")
-    if attempts is not None and not (attempts.isdigit() and int(attempts) >= 1):  # boto3 fails on it mid-run
+    if attempts is not None and not (re.fullmatch(r"\s*\+?\d+\s*", attempts) and int(attempts) >= 1):  # as int()
         raise FixableError(
             f"AWS_MAX_ATTEMPTS={attempts!r} is not a number of attempts boto3 can read",
             "set AWS_MAX_ATTEMPTS to a whole number, like 2 (1: no retry), or unset it",
@@ -930,14 +978,25 @@ def exit_on_error():
 
 def _report(message: str) -> None:
     """Print the two lines and exit with status 1; a signal after them ends the process quietly."""
-    print(_without_passwords(message), file=sys.stderr)
+    print(without_passwords(message), file=sys.stderr)
     if threading.current_thread() is threading.main_thread():
         _on_stop(lambda signum, frame: os._exit(1))
+        # Python's own last steps put the default back, under which a signal would end the
+        # process with its own status: from the last steps on, ignore them (registered last: run first).
+        atexit.register(_on_stop, signal.SIG_IGN)
     sys.exit(1)
 
 
-def _without_passwords(text: str) -> str:
-    """`text` with the password of any address in it (http://user:password@host) shown as ***."""
+def without_passwords(text: str) -> str:
+    """`text` with the password of any address in it (http://user:password@host) shown as ***:
+    first the tracking URI's own, whatever characters it holds, then any other address's."""
+    for uri in (os.environ.get("MLFLOW_TRACKING_URI", ""), mlflow.get_tracking_uri()):
+        try:
+            password = urlsplit(uri).password
+        except ValueError:
+            password = None
+        if password:
+            text = text.replace(f":{password}@", ":***@")
     return re.sub(r"(\b[a-z][\w+.-]*://[^/\s:@'\"]+:)[^\s'\"/]+@", r"\1***@", text, flags=re.IGNORECASE)
 
 
@@ -951,12 +1010,14 @@ def _end_at_once_if_stopped_again() -> None:
     def stop_now(signum, frame):
         note, fix = (f"; run {run_id} may stay RUNNING", f"; {_close_command(run_id)}") if run_id else ("", "")
         sys.stderr.write(
-            _without_passwords(
+            without_passwords(
                 f"error: stopped by {signal.Signals(signum).name} while the process was ending{note}\n"
                 f"fix: run the same command again when you want to{fix}\n"
             )
         )
         sys.stderr.flush()
+        if _MAKING:
+            _MAKING.unlink(missing_ok=True)
         os._exit(1)  # now: no cleanup that a third signal could interrupt
 
     _on_stop(stop_now)

@@ -33,6 +33,7 @@ from common.checks import (
     check_tracking_server,
     exit_on_error,
     is_server,
+    without_passwords,
 )
 
 # Where `mlflow ui` serves by default.
@@ -49,7 +50,7 @@ def set_experiment(name: str) -> Experiment:
     version = check_tracking_server(mlflow.get_tracking_uri())
     experiment = mlflow.set_experiment(name)
     store = check_artifact_store(experiment.artifact_location)
-    print(f"tracking URI   : {mlflow.get_tracking_uri()}" + (f" (MLflow {version})" if version else ""))
+    print(f"tracking URI   : {without_passwords(mlflow.get_tracking_uri())}" + (f" (MLflow {version})" if version else ""))
     print(f"experiment     : {experiment.name} (id {experiment.experiment_id})")
     print(f"artifact root  : {experiment.artifact_location}")
     print(f"artifact store : {store}")
@@ -94,7 +95,7 @@ def ui_link(run: Run) -> str:
         # Inside compose the server is http://mlflow:5000, but a browser on the
         # host reaches it as http://localhost:5000: MLFLOW_UI_URL says which.
         base = os.environ.get("MLFLOW_UI_URL", tracking_uri)
-        return f"{base.rstrip('/')}/{page}"
+        return without_passwords(f"{base.rstrip('/')}/{page}")
     # Embedded default: nothing is serving the UI yet. `mlflow ui` listens on port 5000
     # unless told otherwise; a learner who picks another port sets MLFLOW_UI_URL to match.
     base = embedded_ui_url()

@@ -367,6 +367,25 @@ def test_tracking_uri_mlflow_cannot_open(trainer_env, tmp_path):
     )
 
 
+def test_database_that_does_not_answer(trainer_env, tmp_path):
+    """MLFLOW_TRACKING_URI naming a PostgreSQL server that is down: MLflow retried for 108 s, then
+    a generic message. Its password is not shown."""
+    database = f"postgresql+psycopg2://mlflow:DbSecret1@127.0.0.1:{free_port()}/mlflow"
+    for result, seconds in run_all(dict(trainer_env, MLFLOW_TRACKING_URI=database), tmp_path).values():
+        assert_one_clear_message(result, seconds, "database down", "mlflow:***@127.0.0.1", "Connection refused")
+        assert "DbSecret1" not in result.stdout + result.stderr
+
+
+def test_password_in_the_tracking_uri_is_never_shown(stack, trainer_env, tmp_path):
+    """Printed as the tracking URI and in the UI link before: now ***, whatever it holds (a quote)."""
+    env = {name: value for name, value in trainer_env.items() if name != "MLFLOW_UI_URL"}
+    uri = stack.tracking_uri.replace("http://", "http://learner:s3cr'et@")
+    result, _ = run_and_time(SCRIPTS[1], dict(env, MLFLOW_TRACKING_URI=uri), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "s3cr'et" not in result.stdout + result.stderr
+    assert printed(result.stdout, "tracking URI").startswith("http://learner:***@")
+
+
 def test_s3_settings_boto3_cannot_use(trainer_env, tmp_path):
     """Each named by its setting, no longer 'S3 answered with an error' (or 'may not use the
     bucket', for an endpoint with a path)."""
@@ -718,6 +737,21 @@ def test_folder_with_a_space_under_a_read_only_folder(tmp_path):
     result, _ = run_and_time(SCRIPTS[0], clean_env({}), work)
     assert result.returncode == 0, result.stderr
     assert sorted(path.name for path in parent.iterdir()) == ["my work"]
+
+
+def test_folders_whose_names_uris_escape(tmp_path):
+    """'100% done' and 'a#b?c' as working folders: runs land there and nothing stray appears
+    beside them. A database folder with a % that does not exist yet (MLflow would make its
+    escaped name, then retry for minutes): the message says to make it first."""
+    for name in ("100% done", "a#b?c"):
+        (tmp_path / name).mkdir()
+        result, _ = run_and_time(SCRIPTS[1], clean_env({}), tmp_path / name)
+        assert result.returncode == 0, result.stderr
+        assert {path.name for path in (tmp_path / name).iterdir()} >= {"mlflow.db", "mlruns"}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["100% done", "a#b?c"]
+    database = f"sqlite:///{tmp_path}/pct%25dir/a.db"
+    result, seconds = run_and_time(SCRIPTS[1], clean_env({"MLFLOW_TRACKING_URI": database}), tmp_path)
+    assert_one_clear_message(result, seconds, "escaped folder", f"mkdir -p {tmp_path}/pct%dir")
 
 
 def test_no_writable_temp_folder(trainer_env, tmp_path):

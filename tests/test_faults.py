@@ -57,6 +57,8 @@ MESSAGES = {
     "server closed": ("closed the connection without an answer", "once `python -m common.mlflow_env` says ready"),
     "s3 failing": ("answered 503 SlowDown", "the S3 server is failing or overloaded"),
     "s3 silent": ("did not answer in time", "and restart MinIO"),
+    "escaped folder": ("would make it under its URI-escaped name", "make it first: mkdir -p"),
+    "database down": ("could not connect to the database in MLFLOW_TRACKING_URI", "start the database"),
     "ca file": ("and there is no such file", "to your server's CA file, or unset it"),
     "folder in the way": ("a folder is in the way of a file", "move the folder away"),
     "s3 clock": ("this machine's clock is too far from the S3 server's", "set this machine's clock right"),
@@ -73,7 +75,7 @@ MESSAGES = {
     "not sqlite": ("is not an SQLite database", "name a new file or an MLflow database"),
     "mlflow setting": ("is not a value MLflow can read", "or unset it (MLflow's default:"),
     "aws attempts": ("is not a number of attempts boto3 can read", "set AWS_MAX_ATTEMPTS to a whole number"),
-    "upload args": ("MLFLOW_S3_UPLOAD_EXTRA_ARGS is not JSON", "write it as a JSON object"),
+    "upload args": ("MLFLOW_S3_UPLOAD_EXTRA_ARGS is not JSON boto3 can use", "write it as a JSON object"),
     "aws profile": ("names a profile that is not in", "unset AWS_PROFILE"),
     "odd character": ("which does not belong in it (copied with a line end?)", "again, on one line"),
     "quoted setting": ("is written with quotes around it", "without the quotes: "),
@@ -263,7 +265,7 @@ def test_stopped_from_outside_marks_the_run_failed(stop, said, tmp_path):
     assert client.get_run(run_id).info.status == "FAILED"
 
 
-@pytest.mark.parametrize("pause", [0, 0.05])
+@pytest.mark.parametrize("pause", [0, 0.05, 0.3])
 def test_ctrl_c_twice_still_ends_in_two_lines(pause, tmp_path):
     """An impatient second Ctrl+C, while the first is being handled (a 134-line traceback before):
     still two lines and exit status 1; the run is FAILED, or the message names it and says how
@@ -278,9 +280,7 @@ def test_ctrl_c_twice_still_ends_in_two_lines(pause, tmp_path):
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     lines = stderr.strip().splitlines()
-    # Python's last step on exit puts Ctrl+C back to its default: a second one that lands there,
-    # after the two lines, ends the process as Ctrl+C does (status 130 in a shell).
-    assert process.returncode in (1, -signal.SIGINT) and "Traceback" not in stderr, stderr
+    assert process.returncode == 1 and "Traceback" not in stderr, stderr  # also after the two lines
     assert [line.split(":")[0] for line in lines[-2:]] == ["error", "fix"], stderr
     assert sum(line.startswith("error:") for line in lines) == 1, stderr
     status = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id).info.status
