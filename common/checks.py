@@ -185,45 +185,7 @@ def check_tracking_server(tracking_uri: str) -> str | None:
             f"MLFLOW_TRACKING_URI={tracking_uri!r} is not an address MLflow can use ({why})", TRACKING_URI_FIX
         )
     if scheme == "sqlite":
-        # SQLite needs to write the database AND its folder (for its journal): check both now,
-        # or MLflow retries a read-only database for minutes.
-        from sqlalchemy.engine import make_url
-
-        # As SQLAlchemy reads it: MLflow's default writes 'my work' as 'my%20work'.
-        database = Path(make_url(tracking_uri).database or "")
-        if str(database) in ("", ".", ":memory:"):
-            return None  # an in-memory database: nothing on disk to check
-        if "MLFLOW_TRACKING_URI" not in os.environ and "%" in tracking_uri:
-            # MLflow 3.17 makes the database's folder first, and it reads 'my%20work' literally:
-            # it would make a folder named so beside this one, or fail where it may not. The same
-            # file, named relative to this folder, has no folder to make.
-            mlflow.set_tracking_uri(f"sqlite:///{database.name}")
-            database = Path(database.name)
-        elif "%" in tracking_uri and not database.parent.exists():  # MLflow would make 'a%25b', not 'a%b'
-            raise FixableError(
-                f"the folder of the MLflow database in MLFLOW_TRACKING_URI, {database.parent}, does not exist, and "
-                "MLflow 3.17 would make it under its URI-escaped name (with %25, %23...), then wait for minutes",
-                f"make it first: mkdir -p {shlex.quote(str(database.parent))}",
-            )
-        if database.is_dir():  # SQLite cannot open a folder, and MLflow retries that for minutes
-            raise FixableError(
-                f"MLFLOW_TRACKING_URI={tracking_uri} names a folder, not a database file",
-                f"name a file in it: MLFLOW_TRACKING_URI=sqlite:///{str(database).rstrip('/')}/mlflow.db",
-            )
-        # An SQLite database starts with these 16 bytes (an empty file becomes one).
-        if database.is_file() and database.stat().st_size and not _starts_with(database, b"SQLite format 3\0"):
-            raise FixableError(
-                f"{database} (in MLFLOW_TRACKING_URI) is not an SQLite database",
-                "name a new file or an MLflow database, like MLFLOW_TRACKING_URI=sqlite:///mlflow.db",
-            )
-        _check_writable(database.parent, f"the MLflow database {database}")
-        if database.exists() and not os.access(database, os.W_OK):
-            raise FixableError(
-                f"the MLflow database {database} is read-only", f"make it writable: chmod u+w {database}"
-            )
-        if not database.exists():
-            _create_database(database)
-        return None
+        return _check_sqlite(tracking_uri)
     if scheme in ("postgresql", "mysql", "mssql"):
         _check_database_driver(tracking_uri)
         if scheme in ("postgresql", "mysql"):
@@ -236,6 +198,48 @@ def check_tracking_server(tracking_uri: str) -> str | None:
         return _ask_tracking_server(tracking_uri.rstrip("/"))
     except FixableError as error:
         raise _via_proxy(error, tracking_uri) from None
+
+
+def _check_sqlite(tracking_uri: str) -> None:
+    """Raise FixableError unless MLflow can use the SQLite database in `tracking_uri`; make it if new."""
+    # SQLite needs to write the database AND its folder (for its journal): check both now,
+    # or MLflow retries a read-only database for minutes.
+    from sqlalchemy.engine import make_url
+
+    # As SQLAlchemy reads it: MLflow's default writes 'my work' as 'my%20work'.
+    database = Path(make_url(tracking_uri).database or "")
+    if str(database) in ("", ".", ":memory:"):
+        return  # an in-memory database: nothing on disk to check
+    if "MLFLOW_TRACKING_URI" not in os.environ and "%" in tracking_uri:
+        # MLflow 3.17 makes the database's folder first, and it reads 'my%20work' literally:
+        # it would make a folder named so beside this one, or fail where it may not. The same
+        # file, named relative to this folder, has no folder to make.
+        mlflow.set_tracking_uri(f"sqlite:///{database.name}")
+        database = Path(database.name)
+    elif "%" in tracking_uri and not database.parent.exists():  # MLflow would make 'a%25b', not 'a%b'
+        raise FixableError(
+            f"the folder of the MLflow database in MLFLOW_TRACKING_URI, {database.parent}, does not exist, and "
+            "MLflow 3.17 would make it under its URI-escaped name (with %25, %23...), then wait for minutes",
+            f"make it first: mkdir -p {shlex.quote(str(database.parent))}",
+        )
+    if database.is_dir():  # SQLite cannot open a folder, and MLflow retries that for minutes
+        raise FixableError(
+            f"MLFLOW_TRACKING_URI={tracking_uri} names a folder, not a database file",
+            f"name a file in it: MLFLOW_TRACKING_URI=sqlite:///{str(database).rstrip('/')}/mlflow.db",
+        )
+    # An SQLite database starts with these 16 bytes (an empty file becomes one).
+    if database.is_file() and database.stat().st_size and not _starts_with(database, b"SQLite format 3\0"):
+        raise FixableError(
+            f"{database} (in MLFLOW_TRACKING_URI) is not an SQLite database",
+            "name a new file or an MLflow database, like MLFLOW_TRACKING_URI=sqlite:///mlflow.db",
+        )
+    _check_writable(database.parent, f"the MLflow database {database}")
+    if database.exists() and not os.access(database, os.W_OK):
+        raise FixableError(
+            f"the MLflow database {database} is read-only", f"make it writable: chmod u+w {database}"
+        )
+    if not database.exists():
+        _create_database(database)
 
 
 def _create_database(database: Path) -> None:

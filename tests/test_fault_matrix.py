@@ -781,6 +781,9 @@ errors = {
         "PutObject",
     ),
     "S3 without a response": botocore.exceptions.ClientError({}, "PutObject"),
+    "S3 token expired": botocore.exceptions.ClientError(
+        {"Error": {"Code": "ExpiredToken", "Message": "The provided token has expired."}}, "PutObject"
+    ),
     "MLflow, two lines": mlflow.MlflowException("first line\\nsecond line"),
     "the OS": PermissionError(13, "Permission denied", "/some/file"),
     "too many open files": OSError(24, "Too many open files", "/tmp/tmpabc"),
@@ -819,6 +822,7 @@ def test_exit_on_error_never_crashes(tmp_path):
     assert "answered 418 Teapot to PutObject: I am a teapot" in outcome["S3 code nobody knows"][1]
     assert "first line second line" in outcome["MLflow, two lines"][1]
     assert "`ulimit -n 4096`" in outcome["too many open files"][1]
+    assert "has expired" in outcome["S3 token expired"][1] and "get new temporary credentials" in outcome["S3 token expired"][1]
 
 
 # --- MLflow's telemetry -----------------------------------------------------------------------
