@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import _thread
 import atexit
+import configparser
 import errno
 import json
 import os
@@ -38,7 +39,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import mlflow
 import requests
@@ -156,6 +157,15 @@ def check_tracking_server(tracking_uri: str) -> str | None:
             f"MLFLOW_TRACKING_URI={tracking_uri!r} is not an address MLflow can use ({_short(str(error), 80)})",
             TRACKING_URI_FIX,
         ) from None
+    parts = urlsplit(tracking_uri)
+    address = tracking_uri[: len(f"{parts.scheme}://{parts.netloc}{parts.path}")]
+    if scheme in ("http", "https") and parts.netloc and tracking_uri != address:  # a '?...' or '#...' after it
+        raise FixableError(
+            f"MLFLOW_TRACKING_URI={tracking_uri!r} goes on after the server's address with "
+            f"{tracking_uri[len(address):]!r}; MLflow adds its API paths (/api/2.0/...) after the whole text, "
+            "so the server would never see them",
+            f"set MLFLOW_TRACKING_URI={address}",
+        )
     if tracking_uri in TRACKING_SCHEMES:  # a scheme alone, like 'databricks' or 'sqlite'
         databricks = tracking_uri == "databricks"
         if databricks and (os.environ.get("DATABRICKS_HOST") or Path("~/.databrickscfg").expanduser().exists()):
@@ -206,6 +216,17 @@ def _check_sqlite(tracking_uri: str) -> None:
     # or MLflow retries a read-only database for minutes.
     from sqlalchemy.engine import make_url
 
+    # Without a server, MLflow keeps the files in ./mlruns, and 3.17 reads that path as a URI:
+    # a folder named 'x%20y' (an escape in its name) would send them to 'x y'.
+    here = str(Path.cwd())
+    escape = re.search(r"%[0-9A-Fa-f]{2}", here)
+    if escape:
+        raise FixableError(
+            f"this folder's path, {here}, holds {escape.group(0)!r}, which MLflow 3.17 reads as an escaped "
+            f"character: it would put the run's files in {unquote(here)}/mlruns instead",
+            "run from a folder whose path has no '%' followed by two hex digits, "
+            "or set MLFLOW_TRACKING_URI to a tracking server, like http://localhost:5000",
+        )
     # As SQLAlchemy reads it: MLflow's default writes 'my work' as 'my%20work'.
     database = Path(make_url(tracking_uri).database or "")
     if str(database) in ("", ".", ":memory:"):
@@ -460,11 +481,18 @@ def _tracking_error(error: Exception, server: str) -> FixableError | None:
             "something other than MLflow answers some paths there (a proxy, a gateway, another program): "
             "point MLFLOW_TRACKING_URI at the MLflow tracking server itself",
         )
-    status = re.search(r"error code (\d{3}) != 200|too many (\d{3}) error responses", text)
+    # MLflow's words for a failed call, or requests' (raise_for_status, for a proxied upload).
+    status = re.search(r"error code (\d{3}) != 200|too many (\d{3}) error responses|(\d{3}) (?:Client|Server) Error", text)
     if status:
-        code = int(status.group(1) or status.group(2))
+        code = int(next(group for group in status.groups() if group))
         if code >= 500:
             return _server_error(server, code)
+        if code == 413:  # MLflow's server takes any size: a proxy in front of it (nginx: 1 MB by default)
+            return FixableError(
+                f"{server} refused an upload as too large (HTTP 413): a proxy in front of the tracking server "
+                "limits the size of a request",
+                "raise that proxy's limit above your largest file (nginx: client_max_body_size), then run again",
+            )
         return FixableError(
             f"{server} answered HTTP {code} to an MLflow API call",
             "check that MLFLOW_TRACKING_URI points at an MLflow tracking server",
@@ -593,21 +621,19 @@ def check_artifact_store(location: str) -> str:
         )
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         check_setting(name, secret=True)  # else S3 would only say the key is unknown, or the signature wrong
-    from boto3.s3.transfer import S3Transfer
-
-    try:  # MLflow reads it at the first upload, and boto3 takes only some keys
-        extra = json.loads(os.environ.get("MLFLOW_S3_UPLOAD_EXTRA_ARGS") or "{}")
-        if not isinstance(extra, dict):
-            raise ValueError("not an object {...}")
-        unknown = sorted(set(extra) - set(S3Transfer.ALLOWED_UPLOAD_ARGS))
-        if unknown:
-            raise ValueError(f"boto3 takes no {', '.join(unknown)}; it takes {', '.join(S3Transfer.ALLOWED_UPLOAD_ARGS)}")
+    try:  # MLflow reads it only at the first upload, mid-run
+        _check_upload_args(os.environ.get("MLFLOW_S3_UPLOAD_EXTRA_ARGS") or "{}")
     except ValueError as error:
         raise FixableError(
             f"MLFLOW_S3_UPLOAD_EXTRA_ARGS is not JSON boto3 can use ({_short(str(error))})",
             'write it as a JSON object, like MLFLOW_S3_UPLOAD_EXTRA_ARGS=\'{"ServerSideEncryption": "AES256"}\', '
             "or unset it",
         ) from None
+    bundle = os.environ.get("AWS_CA_BUNDLE")
+    if bundle and urlsplit(endpoint).scheme == "https" and not Path(bundle).exists():
+        raise FixableError(  # else a TLS failure that names no setting
+            f"AWS_CA_BUNDLE names {bundle}, and there is no such file", "set AWS_CA_BUNDLE to your server's CA file, or unset it"
+        )
     attempts = os.environ.get("AWS_MAX_ATTEMPTS")
     if attempts is not None and not (re.fullmatch(r"\s*\+?\d+\s*", attempts) and int(attempts) >= 1):  # as int()
         raise FixableError(
@@ -646,6 +672,31 @@ def check_artifact_store(location: str) -> str:
     return f"S3 direct: this process uploads to bucket {bucket} at {endpoint}"
 
 
+def _check_upload_args(setting: str) -> None:
+    """Raise ValueError unless `setting` (MLFLOW_S3_UPLOAD_EXTRA_ARGS) is a JSON object that boto3
+    takes for an upload: keys it allows, values of the type and, where S3 lists them, of the
+    values its API model names (an ACL of 'nonsense' would get a 500 from S3, mid-run)."""
+    import botocore.session
+    from boto3.s3.transfer import S3Transfer
+    from botocore.validate import ParamValidator
+
+    extra = json.loads(setting)
+    if not isinstance(extra, dict):
+        raise ValueError("not an object {...}")
+    unknown = sorted(set(extra) - set(S3Transfer.ALLOWED_UPLOAD_ARGS))
+    if unknown:
+        raise ValueError(f"boto3 takes no {', '.join(unknown)}; it takes {', '.join(S3Transfer.ALLOWED_UPLOAD_ARGS)}")
+    put_object = botocore.session.get_session().get_service_model("s3").operation_model("PutObject").input_shape
+    for key, value in extra.items():
+        allowed = getattr(put_object.members.get(key), "enum", None)
+        if allowed and value not in allowed:
+            raise ValueError(f"{key} takes one of {', '.join(allowed)}, not {value!r}")
+    known = {key: value for key, value in extra.items() if key in put_object.members}
+    report = ParamValidator().validate({"Bucket": "bucket", "Key": "key", **known}, put_object)
+    if report.has_errors():
+        raise ValueError(report.generate_report())
+
+
 def _check_server_serves_artifacts(location: str) -> None:
     """Raise FixableError if the experiment's files live behind a tracking server (proxied
     mode) but this server runs with --no-serve-artifacts (an experiment made in proxied mode,
@@ -654,8 +705,11 @@ def _check_server_serves_artifacts(location: str) -> None:
     server = mlflow.get_tracking_uri().rstrip("/")
     if not is_server(server):
         return
+    listing = f"{server}/api/2.0/mlflow-artifacts/artifacts"
     try:
-        answer = requests.get(f"{server}/api/2.0/mlflow-artifacts/artifacts", params={"path": ""}, **_as_mlflow_does())
+        answer = _in_time(
+            lambda: requests.get(listing, params={"path": ""}, **_as_mlflow_does()), requests.Timeout(listing)
+        )
     except requests.exceptions.RequestException:
         return  # the tracking check has just reached the server; MLflow's own call will say what fails
     if answer.status_code == 503 and "--no-serve-artifacts" in answer.text:
@@ -846,7 +900,28 @@ def explain_s3_error(error: Exception, endpoint: str | None, bucket: str | None)
             f"set AWS_DEFAULT_REGION={expected}",
         )
     key = re.search(r"Failed to upload .* to (.*): An error occurred", text, re.DOTALL)
-    answer = " ".join(str(part) for part in (status, code) if part) or "with an error"
+    if status == 413 or code == "EntityTooLarge":  # from a proxy in front of S3: boto3 sends 8 MB at most
+        return FixableError(
+            f"S3 at {endpoint} refused an upload as too large (HTTP 413"
+            + (f" {code})" if code else ")") + (f" for {key.group(1)!r}" if key else ""),
+            "a proxy in front of the S3 server limits the size of a request: raise its limit to 16 MB or more "
+            "(nginx: client_max_body_size 16m); boto3 sends a file over 8 MB in parts of 8 MB",
+        )
+    if not code and not status:  # no answer from S3 at all: boto3 stopped before it sent the request
+        cause = _chain(error)[-1]
+        said = str(cause)
+        if isinstance(cause, configparser.Error):  # an AWS config file it cannot read: never quote its lines (keys)
+            source = getattr(cause, "source", None) or "an AWS config file"
+            said = said.splitlines()[0] + ("" if source in said.splitlines()[0] else f" (in '{source}')")
+        settings = _aws_settings_in(said)
+        return FixableError(
+            f"boto3 could not send a request to S3 at {endpoint}: {type(cause).__name__}: {_short(said)}",
+            f"correct or unset {' and '.join(settings)}, then run again"
+            if settings
+            else "check the AWS_* settings (`env | grep ^AWS_` lists them), then run again; "
+            "add --debug to see where it failed",
+        )
+    answer = " ".join(str(part) for part in (status, code) if part)
     busy = status == 429 or code == "TooManyRequests"
     answer += " (too many requests)" if busy else ""
     what = f"S3 at {endpoint} answered {answer}" + (f" to {operation}" if operation else "")
@@ -866,6 +941,21 @@ def explain_s3_error(error: Exception, endpoint: str | None, bucket: str | None)
         fix = f"check MLFLOW_S3_ENDPOINT_URL and the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; {_S3_LOG}"
     explained = FixableError(what, fix)
     return explained if code else via_proxy(explained)  # with an S3 error code, S3 itself answered
+
+
+def _aws_settings_in(text: str) -> list[str]:
+    """The AWS_* settings (as botocore reads them) that are set and that `text` names, by name or
+    by value: 'Invalid value provided to "mode": "weird"' names AWS_RETRY_MODE=weird."""
+    from botocore.configprovider import BOTOCORE_DEFAUT_SESSION_VARIABLES as SETTINGS
+
+    named = []
+    for name, (_, variables, *_) in SETTINGS.items():
+        for variable in [variables] if isinstance(variables, str) else variables or []:
+            value = os.environ.get(variable)
+            spelled = (name, name.replace("_", " "), f'"{value}"', f"'{value}'", f"got {value}", f": {value}.")
+            if value and any(words in text for words in spelled):
+                named.append(f"{variable}={value!r}")
+    return named
 
 
 def _s3_answer(error: BaseException) -> tuple[str | None, int | None, str | None, str | None, dict]:
@@ -915,11 +1005,11 @@ def _origin(error: BaseException) -> str:
 
 
 class Stopped(FixableError):
-    """The process was told to stop (Ctrl+C, SIGTERM, SIGHUP)."""
+    """The process was told to stop (Ctrl+C, SIGTERM, SIGHUP... STOP_SIGNALS)."""
 
 
 def _stopped(signum, frame):
-    """The first Ctrl+C, SIGTERM or SIGHUP: from now on another one ends the process at once
+    """The first Ctrl+C, SIGTERM or other stop signal: from now on another one ends the process at once
     (a second Ctrl+C inside MLflow's own clean-up would leave its traceback); this one ends the
     run like any failure, so that `with mlflow.start_run()` marks it FAILED on the way out."""
     _end_at_once_if_stopped_again()
@@ -1027,9 +1117,15 @@ def _end_at_once_if_stopped_again() -> None:
     _on_stop(stop_now)
 
 
+# The signals that end a process unless it handles them, and that a person or a tool sends:
+# Ctrl+C, `kill` and `timeout` (SIGTERM), a closed terminal (SIGHUP), Ctrl+\ (SIGQUIT), and the
+# ones a job runner may choose. SIGKILL cannot be handled: after it, the run stays RUNNING.
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+
+
 def _on_stop(handler) -> None:
-    """`handler` for Ctrl+C (SIGINT), SIGTERM and SIGHUP, where the system has them."""
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+    """`handler` for the STOP_SIGNALS the system has."""
+    for name in STOP_SIGNALS:
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), handler)
 
@@ -1059,6 +1155,14 @@ def explain(error: Exception) -> FixableError:
             f"experiment '{name}' was deleted (in the UI, or with mlflow.delete_experiment); MLflow keeps "
             "a deleted experiment and its name until `mlflow gc` removes it",
             f'restore it: python -c "{restore}"; or set MLFLOW_EXPERIMENT_NAME to another name',
+        )
+    schema = re.search(r"out-of-date database schema \(found version (\w+), but expected (\w+)\)", str(error))
+    if schema:
+        return _schema_error(tracking_uri, schema.group(1))
+    if isinstance(error, BrokenPipeError) and _raised_in(error) not in _OUTSIDE_WORLD:  # our print()
+        return FixableError(
+            "the output of this command was closed before the run ended (a `| head` that stops reading, say)",
+            "let it print everything: send it to `less`, or to a file (`> run.log`), then run again",
         )
     if origin in ("mlflow", "requests", "urllib3") and is_server(tracking_uri):
         explained = explain_tracking_error(error, tracking_uri.rstrip("/"))
@@ -1105,14 +1209,34 @@ def explain(error: Exception) -> FixableError:
     return _generic(error)
 
 
+def _schema_error(tracking_uri: str, found: str) -> FixableError:
+    """The database's tables were made by another MLflow version: an older one (MLflow knows the
+    revision, and can upgrade them) or a newer one (it does not; this MLflow must not touch them)."""
+    from mlflow.store import db_migrations
+
+    database = without_passwords(tracking_uri)
+    if list(Path(db_migrations.__file__).parent.glob(f"versions/{found}_*.py")):
+        return FixableError(
+            f"the MLflow database in {database} was made by an older MLflow (schema {found})",
+            f"back it up, then upgrade it for MLflow {mlflow.__version__}: mlflow db upgrade {shlex.quote(tracking_uri)}",
+        )
+    return FixableError(
+        f"the MLflow database in {database} was made by a newer MLflow than this one ({mlflow.__version__}): "
+        f"its schema {found} is unknown here, and MLflow cannot downgrade it",
+        "run with the MLflow that made it (`pip install mlflow==<that version>`), or start a new database: "
+        "move this one away (like `mv mlflow.db mlflow.db.newer`), or set MLFLOW_TRACKING_URI to another",
+    )
+
+
 def _generic(error: BaseException) -> FixableError:
     """A set-up problem nothing above recognises: what failed, in one line, and how to see more."""
     package = _origin(error) or _raised_in(error)
     where = {"mlflow": f"MLflow ({mlflow.get_tracking_uri()})", "builtins": "the operating system"}.get(package, package)
+    preflight = Path(sys.argv[0]).name == "mlflow_env.py"  # python -m common.mlflow_env: not itself again
     return FixableError(
         f"{where} failed: {type(error).__name__}: {_short(str(error))}",
-        "check the settings `python -m common.mlflow_env` prints, then run again; "
-        "add --debug to see where it failed",
+        ("check the settings printed above" if preflight else "check the settings `python -m common.mlflow_env` prints")
+        + ", then run again; add --debug to see where it failed",
     )
 
 
@@ -1132,7 +1256,9 @@ def _close_run(error: BaseException) -> tuple[str, str]:
         frame.f_code.co_name == "end_run" for frame, _ in traceback.walk_tb(error.__traceback__)
     )
     if not open_run and not ending_failed:
-        if _origin(error) in ("mlflow", "requests", "urllib3") and explain_tracking_error(error, ""):
+        text = " ".join(str(e) for e in _chain(error))
+        refused = re.search(r"error code 4\d\d != 200|4\d\d Client Error", text)  # the server is there: ask it
+        if _origin(error) in ("mlflow", "requests", "urllib3") and explain_tracking_error(error, "") and not refused:
             return "", ""  # the run had ended before the server went away
         try:
             client = mlflow.MlflowClient()

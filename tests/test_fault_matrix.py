@@ -17,6 +17,7 @@ import re
 import shlex
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -93,6 +94,13 @@ ANSWERS = {
         "application/xml",
         b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AuthorizationHeaderMalformed</Code><Message>The "
         b"authorization header is malformed; the region is wrong; expecting 'us-east-1'.</Message></Error>",
+    ),
+    # nginx in front of a server, for a request over its client_max_body_size (1 MB by default).
+    "413 too large": (
+        413,
+        "text/html",
+        b"<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity "
+        b"Too Large</h1></center><hr><center>nginx</center></body></html>",
     ),
     "404 NoSuchBucket": (
         404,
@@ -459,6 +467,73 @@ def test_settings_mlflow_or_boto3_cannot_read(trainer_env, tmp_path):
     )  # fmt: skip
 
 
+def test_tracking_uri_that_goes_on_after_the_address(stack, trainer_env, tmp_path):
+    """A query or a fragment after the server's address: MLflow appends its API paths to the whole
+    text, so the server saw '/' and answered its web page ('another program listens there' before)."""
+    server = stack.tracking_uri
+    run_one_fault_each(
+        [
+            ({"MLFLOW_TRACKING_URI": f"{server}?x=1"}, "tracking uri query", ["'?x=1'", f"={server}"]),
+            ({"MLFLOW_TRACKING_URI": f"{server}/#runs"}, "tracking uri query", ["'#runs'", f"={server}/"]),
+            ({"MLFLOW_TRACKING_URI": f"{server}?"}, "tracking uri query", ["'?'"]),
+        ],
+        trainer_env,
+        tmp_path,
+    )
+
+
+def test_boto3_settings_it_cannot_read(trainer_env, tmp_path):
+    """AWS_* settings botocore refuses when it makes a client: 'S3 answered with an error' before,
+    though S3 was never asked. A credentials file it cannot read is named, its lines never shown
+    (they may hold a key). An ACL S3 does not know, or a value of the wrong type, in
+    MLFLOW_S3_UPLOAD_EXTRA_ARGS: S3's 500 mid-run before, the run FAILED."""
+    credentials = tmp_path / "credentials"
+    credentials.write_text("aws_secret_access_key = NotAHeaderButASecret\n[default]\n")
+    results = run_one_fault_each(
+        [
+            ({"AWS_RETRY_MODE": "weird"}, "boto3 setting", ["AWS_RETRY_MODE='weird'", "InvalidRetryModeError"]),
+            ({"AWS_REQUEST_CHECKSUM_CALCULATION": "bogus"}, "boto3 setting", ["AWS_REQUEST_CHECKSUM_CALCULATION='bogus'"]),
+            ({"AWS_SHARED_CREDENTIALS_FILE": str(credentials)}, "boto3 setting",
+             [f"AWS_SHARED_CREDENTIALS_FILE='{credentials}'", "no section headers"]),
+        ],
+        trainer_env,
+        tmp_path,
+    )  # fmt: skip
+    assert "NotAHeaderButASecret" not in results[SCRIPTS[1]][0].stderr
+    https = trainer_env["MLFLOW_S3_ENDPOINT_URL"].replace("http:", "https:")
+    run_one_fault_each(
+        [
+            ({"MLFLOW_S3_UPLOAD_EXTRA_ARGS": '{"ACL": "nonsense"}'}, "upload args", ["ACL takes one of private,"]),
+            ({"MLFLOW_S3_UPLOAD_EXTRA_ARGS": '{"Metadata": "x"}'}, "upload args", ["parameter Metadata"]),
+            ({"MLFLOW_S3_ENDPOINT_URL": https, "AWS_CA_BUNDLE": "/nowhere/ca.pem"}, "ca file",
+             ["AWS_CA_BUNDLE names /nowhere/ca.pem", "set AWS_CA_BUNDLE"]),
+        ],
+        trainer_env,
+        tmp_path,
+    )  # fmt: skip
+
+
+def test_a_proxy_that_refuses_large_uploads(stack, trainer_env, proxied, tmp_path):
+    """nginx in front of S3, or in front of the tracking server in proxied mode, answers 413 to
+    an upload over its limit (1 MB by default): named as such, and the run is FAILED."""
+    (tmp_path / "direct").mkdir()
+    (tmp_path / "proxied").mkdir()
+    with (
+        FaultyServer("413 too large", stack.s3_endpoint, methods={"PUT"}, keep_host=True) as s3,
+        FaultyServer("413 too large", proxied.tracking_uri, methods={"PUT"}) as tracking,
+    ):
+        direct = dict(trainer_env, MLFLOW_S3_ENDPOINT_URL=s3.url)
+        result, seconds = run_and_time(SCRIPTS[0], direct, tmp_path / "direct")
+        assert_one_clear_message(result, seconds, "s3 too large", s3.url, "reports/notes.md")
+        failed = [run_id_in(result, "is marked FAILED")]
+        via_server = dict(clean_env(proxied.trainer_env), MLFLOW_TRACKING_URI=tracking.url)
+        result, seconds = run_and_time(SCRIPTS[0], via_server, tmp_path / "proxied")
+        assert_one_clear_message(result, seconds, "tracking too large", tracking.url)
+        failed.append(run_id_in(result, "is marked FAILED"))
+    for run_id in failed:
+        assert MlflowClient(stack.tracking_uri).get_run(run_id).info.status == "FAILED"
+
+
 def test_a_ca_file_that_is_not_there_a_password_in_the_address_a_folder_in_the_way(trainer_env, tmp_path):
     """A CA file setting naming no file (an 'operating system' failure before), a password in
     MLFLOW_TRACKING_URI (printed in the message before), a folder where example 01 writes its file."""
@@ -754,6 +829,42 @@ def test_folders_whose_names_uris_escape(tmp_path):
     assert_one_clear_message(result, seconds, "escaped folder", f"mkdir -p {tmp_path}/pct%dir")
 
 
+def test_folder_whose_name_holds_an_escape(tmp_path):
+    """A working folder named 'x%20y': MLflow 3.17 reads the artifact root ./mlruns as a URI and
+    put the run's files in 'x y/mlruns', a folder beside this one. Refused before anything is made."""
+    folder = tmp_path / "x%20y"
+    folder.mkdir()
+    result, seconds = run_and_time(SCRIPTS[0], clean_env({}), folder)
+    assert_one_clear_message(result, seconds, "escape in folder", "'%20'", f"{tmp_path}/x y/mlruns")
+    assert [path.name for path in tmp_path.iterdir()] == ["x%20y"] and not any(folder.iterdir())
+
+
+def test_database_made_by_another_mlflow(tmp_path):
+    """mlflow.db made by a newer MLflow (a schema revision this one does not know) or an older one:
+    MLflow's own message says to upgrade both ('mlflow db upgrade', which cannot downgrade)."""
+    made = run_and_time(SCRIPTS[1], clean_env({}), tmp_path)[0]
+    assert made.returncode == 0, made.stderr
+    for revision, fault in (("ffffffffffff", "newer database"), ("cbc13b556ace", "older database")):  # 3.17: dc11669786a5
+        with sqlite3.connect(tmp_path / "mlflow.db") as database:
+            database.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+        result, seconds = run_and_time(SCRIPTS[0], clean_env({}), tmp_path)
+        assert_one_clear_message(result, seconds, fault, revision, f"{tmp_path}/mlflow.db")
+
+
+def test_output_closed_before_the_run_ends(tmp_path):
+    """`python examples/02_artifacts/run.py | head -1`: head stops reading after the first line, and
+    the next print raised BrokenPipeError ('the operating system failed'). Two lines, the run FAILED."""
+    command = f"{shlex.quote(sys.executable)} {REPO / SCRIPTS[0]} | head -1; exit ${{PIPESTATUS[0]}}"
+    started = time.monotonic()
+    result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=clean_env({}), capture_output=True, text=True, timeout=120)
+    result.args = [SCRIPTS[0]]
+    assert result.stdout.startswith("tracking URI   :") and len(result.stdout.splitlines()) == 1
+    assert_one_clear_message(result, time.monotonic() - started, "output closed")
+    assert "Exception ignored" not in result.stderr
+    run_id = run_id_in(result, "is marked FAILED")
+    assert MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id).info.status == "FAILED"
+
+
 def test_no_writable_temp_folder(trainer_env, tmp_path):
     """log_text and friends write a temporary file first: TMPDIR, /tmp, /var/tmp and the
     working folder are all read-only (Python's list of places to try)."""
@@ -799,6 +910,13 @@ for name, error in errors.items():
         outcome[name] = [exit.code, stderr.getvalue()]
     except Exception as kept:
         outcome[name] = ["raised", type(kept).__name__]
+# The generic fix, in the preflight: not "check what `python -m common.mlflow_env` prints" again.
+sys.argv[0] = "common/mlflow_env.py"
+try:
+    with contextlib.redirect_stderr(stderr := io.StringIO()), exit_on_error():
+        raise mlflow.MlflowException("something new")
+except SystemExit as exit:
+    outcome["MLflow, in the preflight"] = [exit.code, stderr.getvalue()]
 print(json.dumps(outcome))
 """
 
@@ -821,6 +939,8 @@ def test_exit_on_error_never_crashes(tmp_path):
         assert code == 1 and [line.split(":")[0] for line in lines] == ["error", "fix"], (name, stderr)
     assert "answered 418 Teapot to PutObject: I am a teapot" in outcome["S3 code nobody knows"][1]
     assert "first line second line" in outcome["MLflow, two lines"][1]
+    assert "python -m common.mlflow_env" in outcome["MLflow, two lines"][1]
+    assert "check the settings printed above, then" in outcome["MLflow, in the preflight"][1]
     assert "`ulimit -n 4096`" in outcome["too many open files"][1]
     assert "has expired" in outcome["S3 token expired"][1] and "get new temporary credentials" in outcome["S3 token expired"][1]
 

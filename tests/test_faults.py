@@ -27,6 +27,7 @@ from mlflow.environment_variables import (
     MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
     MLFLOW_HTTP_REQUEST_MAX_RETRIES,
 )
+from common.checks import _close_command
 from stack import REPO, clean_env, compose_service, free_port
 
 SCRIPTS = ["examples/02_artifacts/run.py", "examples/01_log_artifact/run.py"]
@@ -91,6 +92,14 @@ MESSAGES = {
     "proxied store failing": ("could not list the artifact store it serves", "NoSuchBucket there means the bucket is missing"),
     "file in the way": ("a file is in the way of a folder", "move the file away"),
     "deleted experiment": ("was deleted (in the UI, or with mlflow.delete_experiment)", "restore it: python -c"),
+    "tracking uri query": ("goes on after the server's address with", "set MLFLOW_TRACKING_URI="),
+    "boto3 setting": ("boto3 could not send a request to S3 at", "correct or unset AWS_"),
+    "s3 too large": ("refused an upload as too large (HTTP 413", "client_max_body_size 16m"),
+    "tracking too large": ("refused an upload as too large (HTTP 413)", "raise that proxy's limit above your largest file"),
+    "newer database": ("was made by a newer MLflow than this one", "run with the MLflow that made it"),
+    "older database": ("was made by an older MLflow", "back it up, then upgrade it for MLflow"),
+    "output closed": ("the output of this command was closed before the run ended", "send it to `less`, or to a file"),
+    "escape in folder": ("which MLflow 3.17 reads as an escaped character", "run from a folder whose path has no '%'"),
 }
 TUTORIAL = REPO / "examples/02_artifacts/README.md"
 TARGET_SECONDS = 10
@@ -245,9 +254,17 @@ with exit_on_error():
 """
 
 
-@pytest.mark.parametrize("stop, said", [(signal.SIGTERM, "stopped by SIGTERM"), (signal.SIGINT, "stopped with Ctrl+C")])
+@pytest.mark.parametrize(
+    "stop, said",
+    [
+        (signal.SIGTERM, "stopped by SIGTERM"),
+        (signal.SIGINT, "stopped with Ctrl+C"),
+        (signal.SIGQUIT, "stopped by SIGQUIT"),  # Ctrl+\ (backslash): a silent kill before, the run left RUNNING
+        (signal.SIGUSR1, "stopped by SIGUSR1"),
+    ],
+)
 def test_stopped_from_outside_marks_the_run_failed(stop, said, tmp_path):
-    """A closed terminal, `timeout`, a cancelled job or Ctrl+C in the middle of a run: two
+    """A closed terminal, `timeout`, a cancelled job, Ctrl+C or Ctrl+\\ in the middle of a run: two
     lines, exit status 1, and the run marked FAILED (the handler the examples run under)."""
     env = dict(clean_env({}), PYTHONPATH=str(REPO))
     process = subprocess.Popen(
@@ -262,6 +279,26 @@ def test_stopped_from_outside_marks_the_run_failed(stop, said, tmp_path):
         "fix: run the same command again when you want to",
     ]
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    assert client.get_run(run_id).info.status == "FAILED"
+
+
+def test_killed_run_stays_running_until_closed(tmp_path):
+    """SIGKILL cannot be handled: the run stays RUNNING, and the command the tutorial shows
+    (the one a `fix:` line gives) marks it FAILED."""
+    env = dict(clean_env({}), PYTHONPATH=str(REPO))
+    process = subprocess.Popen([sys.executable, "-c", STOPPABLE], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    run_id = process.stdout.readline().strip()
+    process.kill()
+    process.communicate(timeout=60)
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(tracking_uri)
+    assert client.get_run(run_id).info.status == "RUNNING"
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        command = _close_command(run_id).split('python -c "', 1)[1].rstrip('"')
+    finally:
+        mlflow.set_tracking_uri(None)
+    subprocess.run([sys.executable, "-c", command], env=clean_env({}), check=True, timeout=60)
     assert client.get_run(run_id).info.status == "FAILED"
 
 
