@@ -38,7 +38,7 @@ from stack import (
     with_key,
 )
 from test_examples import EXPECTED_FILES, check_contents
-from test_faults import assert_one_clear_message, run_and_time
+from test_faults import PREFLIGHT, assert_one_clear_message, run_and_time
 from test_claims import gc_command, gc_in_the_mlflow_container
 from test_readme import PATTERNS, run_pattern
 
@@ -204,6 +204,26 @@ def test_seaweedfs_checks_the_keys(seaweedfs_stack, seaweedfs_run, wrong, fault,
     env = with_key(clean_env(seaweedfs_stack.trainer_env), key)
     result, seconds = run_and_time("examples/02_artifacts/run.py", env, tmp_path)
     assert_one_clear_message(result, seconds, fault, seaweedfs_stack.s3_endpoint)
+
+
+def clock_off_by(minutes: int) -> dict[str, str]:
+    """The settings that put a process's clock `minutes` off (libfaketime, preloaded), as on a
+    machine whose clock is wrong; timeouts (the monotonic clock) keep real time."""
+    libfaketime = pytest.importorskip("libfaketime", reason="libfaketime's build is for Linux")
+    _, settings = libfaketime.get_reload_information()
+    return dict(settings, FAKETIME=f"{minutes:+d}m")
+
+
+@pytest.mark.parametrize("minutes", [-20, 20])
+def test_seaweedfs_refuses_a_clock_more_than_15_minutes_off(seaweedfs_stack, minutes, tmp_path):
+    """An S3 request is signed with its time. SeaweedFS refuses one more than 15 minutes from its
+    own clock (RequestTimeTooSkewed, as Amazon S3 and MinIO do), and takes one 10 minutes off;
+    moto does not check the time."""
+    env = clean_env(seaweedfs_stack.trainer_env)
+    result, seconds = run_and_time(PREFLIGHT, dict(env, **clock_off_by(minutes)), tmp_path)
+    assert_one_clear_message(result, seconds, "s3 clock", seaweedfs_stack.s3_endpoint)
+    result, _ = run_and_time(PREFLIGHT, dict(env, **clock_off_by(minutes // 2)), tmp_path)
+    assert result.returncode == 0 and "ready          : yes" in result.stdout, result.stderr
 
 
 def test_seaweedfs_user_may_use_its_bucket_only(seaweedfs_stack):
