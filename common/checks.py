@@ -96,6 +96,11 @@ def check_setting(name: str, secret: bool = False) -> None:
         return
     odd = next((char for char in value if not char.isprintable() or (secret and char.isspace())), None)
     shown = "its value is not shown here" if secret else f"now {value!r}"
+    if odd and "\udc80" <= odd <= "\udcff":  # a byte Python could not decode: not the setting's fault alone
+        raise FixableError(
+            f"{name} holds bytes that are not text in this terminal's encoding ({sys.getfilesystemencoding()})",
+            f"use a UTF-8 locale (like `export LANG=C.UTF-8`) or `export PYTHONUTF8=1`, or set {name} in plain ASCII",
+        )
     if odd:
         raise FixableError(
             f"{name} contains {odd!r} (U+{ord(odd):04X}), which does not belong in it (copied with a line end?)",
@@ -200,6 +205,9 @@ def check_tracking_server(tracking_uri: str) -> str | None:
         _check_database_driver(tracking_uri)
         if scheme in ("postgresql", "mysql"):
             _check_database_answers(tracking_uri)
+    if urlsplit(tracking_uri).password or "@" in urlsplit(tracking_uri).netloc:
+        # MLflow prints "View run ... at: <the tracking URI>" itself: not with a password in it.
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     if not scheme.startswith("http"):
         return None  # a database URL: MLflow opens it itself
     for name, value in FAIL_FAST.items():
@@ -247,6 +255,16 @@ def _check_sqlite(tracking_uri: str) -> None:
         raise FixableError(
             f"MLFLOW_TRACKING_URI={tracking_uri} names a folder, not a database file",
             f"name a file in it: MLFLOW_TRACKING_URI=sqlite:///{str(database).rstrip('/')}/mlflow.db",
+        )
+    if database.is_symlink() and not database.exists():  # SQLite would retry it for minutes
+        raise FixableError(
+            f"the MLflow database {database} is a link to {os.readlink(database)}, which does not exist",
+            f"remove the link (rm {shlex.quote(str(database))}) to start a new database, or restore what it points to",
+        )
+    if database.exists() and not database.is_file():  # a pipe would hang, a device would fail, for minutes
+        raise FixableError(
+            f"the MLflow database {database} is not a file (a pipe, a device...)",
+            f"move it away (like `mv {shlex.quote(str(database))} {shlex.quote(str(database))}.old`), then run again",
         )
     # An SQLite database starts with these 16 bytes (an empty file becomes one).
     if database.is_file() and database.stat().st_size and not _starts_with(database, b"SQLite format 3\0"):
@@ -573,6 +591,11 @@ def _check_writable(folder: Path, what: str) -> None:
     """Raise FixableError unless a file can be made in `folder` (or in the part of it that exists)."""
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
+    if not folder.is_dir():
+        raise FixableError(
+            f"a file is in the way of a folder: {folder} ({what} goes in a folder of that name)",
+            f"move the file away (like `mv {shlex.quote(str(folder))} {shlex.quote(str(folder))}.old`), then run again",
+        )
     try:
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as error:
@@ -688,6 +711,10 @@ def _check_upload_args(setting: str) -> None:
         raise ValueError(f"boto3 takes no {', '.join(unknown)}; it takes {', '.join(S3Transfer.ALLOWED_UPLOAD_ARGS)}")
     put_object = botocore.session.get_session().get_service_model("s3").operation_model("PutObject").input_shape
     for key, value in extra.items():
+        texts = value.values() if key == "Metadata" and isinstance(value, dict) else [value]
+        odd = next((c for text in texts if isinstance(text, str) for c in text if not (c.isascii() and c.isprintable())), None)
+        if odd:  # boto3 sends them as HTTP headers
+            raise ValueError(f"{key} holds {odd!r}: S3 takes printable ASCII only in it (an HTTP header)")
         allowed = getattr(put_object.members.get(key), "enum", None)
         if allowed and value not in allowed:
             raise ValueError(f"{key} takes one of {', '.join(allowed)}, not {value!r}")
@@ -914,12 +941,18 @@ def explain_s3_error(error: Exception, endpoint: str | None, bucket: str | None)
             source = getattr(cause, "source", None) or "an AWS config file"
             said = said.splitlines()[0] + ("" if source in said.splitlines()[0] else f" (in '{source}')")
         settings = _aws_settings_in(said)
+        try:
+            extra = dict(json.loads(os.environ.get("MLFLOW_S3_UPLOAD_EXTRA_ARGS") or "{}"))
+        except (ValueError, TypeError):
+            extra = {}
+        if not settings and any(name in said or str(value) in said for name, value in extra.items()):
+            settings = ["MLFLOW_S3_UPLOAD_EXTRA_ARGS"]  # what boto3 adds to every upload
         return FixableError(
             f"boto3 could not send a request to S3 at {endpoint}: {type(cause).__name__}: {_short(said)}",
             f"correct or unset {' and '.join(settings)}, then run again"
             if settings
-            else "check the AWS_* settings (`env | grep ^AWS_` lists them), then run again; "
-            "add --debug to see where it failed",
+            else "check the AWS_* settings (`env | grep ^AWS_` lists them) and the AWS config files "
+            "(~/.aws/config, ~/.aws/credentials), then run again; add --debug to see where it failed",
         )
     answer = " ".join(str(part) for part in (status, code) if part)
     busy = status == 429 or code == "TooManyRequests"
@@ -944,17 +977,20 @@ def explain_s3_error(error: Exception, endpoint: str | None, bucket: str | None)
 
 
 def _aws_settings_in(text: str) -> list[str]:
-    """The AWS_* settings (as botocore reads them) that are set and that `text` names, by name or
-    by value: 'Invalid value provided to "mode": "weird"' names AWS_RETRY_MODE=weird."""
+    """The AWS_* settings that are set and that `text` names, by botocore's name for them or by
+    value: 'Invalid value provided to "mode": "weird"' names AWS_RETRY_MODE='weird'. Never a key."""
     from botocore.configprovider import BOTOCORE_DEFAUT_SESSION_VARIABLES as SETTINGS
 
-    named = []
-    for name, (_, variables, *_) in SETTINGS.items():
-        for variable in [variables] if isinstance(variables, str) else variables or []:
-            value = os.environ.get(variable)
-            spelled = (name, name.replace("_", " "), f'"{value}"', f"'{value}'", f"got {value}", f": {value}.")
-            if value and any(words in text for words in spelled):
-                named.append(f"{variable}={value!r}")
+    known = {variable: name for name, (_, variables, *_) in SETTINGS.items()
+             for variable in ([variables] if isinstance(variables, str) else variables or [])}  # fmt: skip
+    named, lowered = [], text.lower()
+    for variable, value in sorted(os.environ.items()):
+        if not variable.startswith("AWS_") or not value or re.search("KEY|SECRET|TOKEN", variable):
+            continue
+        name = known.get(variable, variable.removeprefix("AWS_").lower())
+        said = (name, name.replace("_", " "), f'"{value}"', f"'{value}'", f"got {value}", f": {value}.")
+        if any(words.lower() in lowered for words in said) or (len(value) > 2 and f" {value} " in text):
+            named.append(f"{variable}={value!r}")
     return named
 
 
@@ -1004,8 +1040,15 @@ def _origin(error: BaseException) -> str:
     return "" if package in sys.stdlib_module_names and not isinstance(error, OSError) else package
 
 
-class Stopped(FixableError):
-    """The process was told to stop (Ctrl+C, SIGTERM, SIGHUP... STOP_SIGNALS)."""
+class Stopped(KeyboardInterrupt):
+    """The process was told to stop by a signal other than Ctrl+C (SIGTERM, SIGHUP... STOP_SIGNALS).
+
+    Like Ctrl+C's KeyboardInterrupt, not an Exception: code that catches every Exception (MLflow
+    does, around the tags it adds to a new run) cannot swallow it, and the run goes on no further."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(f"stopped by {signal_name}")
+        self.what, self.fix = f"stopped by {signal_name}", "run the same command again when you want to"
 
 
 def _stopped(signum, frame):
@@ -1015,17 +1058,17 @@ def _stopped(signum, frame):
     _end_at_once_if_stopped_again()
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
-    raise Stopped(f"stopped by {signal.Signals(signum).name}", "run the same command again when you want to")
+    raise Stopped(signal.Signals(signum).name)
 
 
 def _stop_lost_in_a_callback(unraisable) -> None:
     """Python drops an exception raised in a garbage-collection callback (SQLAlchemy has some):
     a Ctrl+C or SIGTERM that lands in one would be lost, and the run would go on. Send it again,
     to be taken as the first one it was."""
-    if issubclass(unraisable.exc_type, KeyboardInterrupt):
-        signum = signal.SIGINT
-    elif isinstance(unraisable.exc_value, Stopped):
+    if isinstance(unraisable.exc_value, Stopped):
         signum = signal.Signals[unraisable.exc_value.what.split()[-1]]
+    elif issubclass(unraisable.exc_type, KeyboardInterrupt):
+        signum = signal.SIGINT
     else:
         return sys.__unraisablehook__(unraisable)
     _on_stop(_stopped)
@@ -1043,16 +1086,22 @@ def exit_on_error():
     FAILED; if the tracking server is gone, the message names the run and says how to
     close it once the server is back.
     """
+    # What the output's encoding cannot show (PYTHONIOENCODING=ascii, a file on Windows) is
+    # printed escaped, like 'Exp\xe9rience', instead of failing the run.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     # Ctrl+C, or stopped from outside (a closed terminal, `timeout`, a cancelled job).
     if threading.current_thread() is threading.main_thread():
         _on_stop(_stopped)
         sys.unraisablehook = _stop_lost_in_a_callback
     try:
         yield
-    except KeyboardInterrupt as interrupt:
+    except KeyboardInterrupt as interrupt:  # Ctrl+C, or Stopped by another signal
         _end_at_once_if_stopped_again()
-        run_note, _ = _close_run(interrupt)
-        _report(f"error: stopped with Ctrl+C{run_note}\nfix: run the same command again when you want to")
+        run_note, run_fix = _close_run(interrupt)
+        what = interrupt.what if isinstance(interrupt, Stopped) else "stopped with Ctrl+C"
+        _report(f"error: {what}{run_note}\nfix: run the same command again when you want to{run_fix}")
     except Exception as error:
         if not is_setup_problem(error):
             raise
@@ -1083,14 +1132,20 @@ def _report(message: str) -> None:
 
 def without_passwords(text: str) -> str:
     """`text` with the password of any address in it (http://user:password@host) shown as ***:
-    first the tracking URI's own, whatever characters it holds, then any other address's."""
-    for uri in (os.environ.get("MLFLOW_TRACKING_URI", ""), mlflow.get_tracking_uri()):
-        try:
-            password = urlsplit(uri).password
-        except ValueError:
-            password = None
-        if password:
-            text = text.replace(f":{password}@", ":***@")
+    first the tracking URI's own, whatever characters it holds (a '/', a quote, also as repr()
+    writes it), then any other address's."""
+    uris = [os.environ.get("MLFLOW_TRACKING_URI", "")]
+    try:
+        uris.append(mlflow.get_tracking_uri())
+    except Exception:  # MLflow cannot even make its default URI (a folder name that is not UTF-8)
+        pass
+    for uri in uris:
+        # user:password@ between the scheme and the LAST '@' (a password may hold '/', '@'...)
+        found = re.match(r"[a-z][\w+.-]*://[^:/@]*:(.+)@", uri, re.IGNORECASE | re.DOTALL)
+        if found:
+            password = found.group(1)
+            for written in {password, repr(password)[1:-1], repr(password + '"')[1:-2]}:
+                text = text.replace(f":{written}@", ":***@")
     return re.sub(r"(\b[a-z][\w+.-]*://[^/\s:@'\"]+:)[^\s'\"/]+@", r"\1***@", text, flags=re.IGNORECASE)
 
 
@@ -1134,15 +1189,21 @@ def explain(error: Exception) -> FixableError:
     """The FixableError for a set-up problem: the checks' own, or one made from what failed."""
     if isinstance(error, FixableError):
         return error
-    # A signal that arrived during an MLflow call comes back wrapped in MLflow's own error.
+    # A stop that came while another error was being handled: the stop is what happened.
     stopped = next((e for e in _chain(error) if isinstance(e, Stopped)), None)
     if stopped:
-        return stopped
+        return FixableError(stopped.what, stopped.fix)
     origin = _origin(error)
     # S3's errors, also where MLflow wraps them in its own ("Failed to list artifacts in s3://...").
-    if any(_origin(e) in ("boto3", "botocore", "s3transfer") for e in _chain(error)):
+    if any((_origin(e) or _raised_in(e)) in ("boto3", "botocore", "s3transfer") for e in _chain(error)):
         endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL", "Amazon S3 (MLFLOW_S3_ENDPOINT_URL is not set)")
         return explain_s3_error(error, endpoint, _bucket())
+    if isinstance(error, UnicodeEncodeError) and not _is_text(os.getcwd()):  # MLflow's default URI names this folder
+        return FixableError(
+            f"this folder's path, {os.getcwd()!r}, holds bytes that are not UTF-8 text, and MLflow writes it into a URI",
+            "run from a folder whose name is UTF-8 text (rename it), "
+            "or set MLFLOW_TRACKING_URI to a tracking server, like http://localhost:5000",
+        )
     tracking_uri = mlflow.get_tracking_uri()
     deleted = re.search(r"Cannot set a deleted experiment '(.*?)' as the active experiment", str(error))
     if deleted:  # deleted in the UI, say: MLflow keeps it (and its name) until `mlflow gc`
@@ -1154,7 +1215,14 @@ def explain(error: Exception) -> FixableError:
         return FixableError(
             f"experiment '{name}' was deleted (in the UI, or with mlflow.delete_experiment); MLflow keeps "
             "a deleted experiment and its name until `mlflow gc` removes it",
-            f'restore it: python -c "{restore}"; or set MLFLOW_EXPERIMENT_NAME to another name',
+            f"restore it: {_python_c(restore)}; or set MLFLOW_EXPERIMENT_NAME to another name",
+        )
+    if "database is locked" in str(error):  # SQLite: another program holds a write lock, past SQLite's wait
+        return FixableError(
+            f"the MLflow database in {tracking_uri} stayed locked by another program (another run, `mlflow ui`, "
+            "a database browser with unsaved changes)",
+            "close what holds it (`lsof mlflow.db` names it), then run again; for many runs at once, "
+            "use a tracking server (docker compose)",
         )
     schema = re.search(r"out-of-date database schema \(found version (\w+), but expected (\w+)\)", str(error))
     if schema:
@@ -1228,15 +1296,30 @@ def _schema_error(tracking_uri: str, found: str) -> FixableError:
     )
 
 
+def _is_text(name: str) -> bool:
+    """False for a name holding bytes the system could not decode (Python keeps them as surrogates)."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _generic(error: BaseException) -> FixableError:
     """A set-up problem nothing above recognises: what failed, in one line, and how to see more."""
     package = _origin(error) or _raised_in(error)
-    where = {"mlflow": f"MLflow ({mlflow.get_tracking_uri()})", "builtins": "the operating system"}.get(package, package)
-    preflight = Path(sys.argv[0]).name == "mlflow_env.py"  # python -m common.mlflow_env: not itself again
+    try:
+        mlflow_at = f"MLflow ({mlflow.get_tracking_uri()})"
+    except Exception:
+        mlflow_at = "MLflow"
+    where = {"mlflow": mlflow_at, "builtins": "the operating system"}.get(package, package)
+    if Path(sys.argv[0]).name == "mlflow_env.py":  # in `python -m common.mlflow_env` itself: not itself again
+        fix = "compare your settings with the troubleshooting table (examples/02_artifacts/README.md, section 9)"
+    else:
+        fix = "check the settings `python -m common.mlflow_env` prints"
     return FixableError(
         f"{where} failed: {type(error).__name__}: {_short(str(error))}",
-        ("check the settings printed above" if preflight else "check the settings `python -m common.mlflow_env` prints")
-        + ", then run again; add --debug to see where it failed",
+        f"{fix}, then run again; add --debug to see where it failed",
     )
 
 
@@ -1246,13 +1329,14 @@ def _close_run(error: BaseException) -> tuple[str, str]:
     open_run = mlflow.active_run()  # a run started without `with`, still open
     run_id = _run_id()
     if run_id is None:
-        if "/runs/create" in " ".join(str(e) for e in _chain(error)):
+        creating = any(frame.f_code.co_name == "create_run" for frame, _ in traceback.walk_tb(error.__traceback__))
+        if creating or "/runs/create" in " ".join(str(e) for e in _chain(error)):
             return _runs_started_unseen(error)
         return "", ""
     # Leaving `with mlflow.start_run()` on an error calls end_run("FAILED"). If that call is what
     # failed, the server never heard it, and asking the server again would only wait again
     # (unless a second Ctrl+C, not the server, interrupted it).
-    ending_failed = not isinstance(error, (KeyboardInterrupt, Stopped)) and any(
+    ending_failed = not isinstance(error, KeyboardInterrupt) and any(
         frame.f_code.co_name == "end_run" for frame, _ in traceback.walk_tb(error.__traceback__)
     )
     if not open_run and not ending_failed:
@@ -1302,7 +1386,7 @@ def _runs_started_unseen(error: BaseException) -> tuple[str, str]:
     )
     return (
         "; the server may have started the run anyway, and it would stay RUNNING",
-        f'; once the server answers, find the runs this command left RUNNING and mark them FAILED: python -c "{close}"',
+        f"; once the server answers, find the runs this command left RUNNING and mark them FAILED: {_python_c(close)}",
     )
 
 
@@ -1321,7 +1405,13 @@ def _close_command(run_id: str) -> str:
         f"import mlflow; client = mlflow.MlflowClient({mlflow.get_tracking_uri()!r}); "
         f"client.get_run({run_id!r}).info.status == 'RUNNING' and client.set_terminated({run_id!r}, 'FAILED')"
     )
-    return f'mark that run FAILED if it is still RUNNING: python -c "{close}"'
+    return f"mark that run FAILED if it is still RUNNING: {_python_c(close)}"
+
+
+def _python_c(code: str) -> str:
+    """`python -c "code"`, to paste into a shell: '"', '$', '`' and '\\' in the code (a name, an
+    address) escaped, so that the shell hands the code to Python as it is."""
+    return 'python -c "' + re.sub(r'([\\"$`])', r"\\\1", code) + '"'
 
 
 def _bucket() -> str:

@@ -28,11 +28,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import printed
+from conftest import POSTGRES_ADMIN_URL, printed
 from mlflow import MlflowClient
 
 from common.checks import FAIL_FAST
-from stack import REPO, clean_env, compose_environment, compose_service, free_port
+from stack import REPO, clean_env, compose_environment, compose_service, free_port, fresh_database
 from test_faults import (
     MESSAGES,
     PREFLIGHT,
@@ -265,15 +265,19 @@ def test_experiment_name_too_long(trainer_env, tmp_path):
 
 
 def test_deleted_experiment_says_how_to_restore_it(tmp_path):
-    """Deleted in the UI, the experiment keeps its name; the fix's command brings it back."""
-    database = f"sqlite:///{tmp_path}/mlflow.db"
+    """Deleted in the UI, the experiment keeps its name; the fix's command, pasted into a shell,
+    brings it back, whatever the name holds (quotes and a '$' broke it before)."""
+    database, name = f"sqlite:///{tmp_path}/mlflow.db", 'exp "v2" $HOME'
     client = MlflowClient(database)
-    client.delete_experiment(client.create_experiment("02-artifacts"))
-    env = clean_env({"MLFLOW_TRACKING_URI": database})
+    client.delete_experiment(client.create_experiment(name))
+    env = clean_env({"MLFLOW_TRACKING_URI": database, "MLFLOW_EXPERIMENT_NAME": name})
     for result, seconds in run_all(env, tmp_path, entries=[PREFLIGHT, SCRIPTS[0]]).values():
-        assert_one_clear_message(result, seconds, "deleted experiment", "'02-artifacts' was deleted")
-    restore = re.search(r'restore it: python -c "(.*?)"', result.stderr).group(1)
-    done = subprocess.run([sys.executable, "-c", restore], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert_one_clear_message(result, seconds, "deleted experiment", f"'{name}' was deleted")
+    fix = result.stderr.strip().splitlines()[-1]
+    command = fix.split("restore it: python ")[1].split("; or set MLFLOW_EXPERIMENT_NAME")[0]
+    done = subprocess.run(  # pasted into a shell
+        ["bash", "-c", f"{shlex.quote(sys.executable)} {command}"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     result, _ = run_and_time(SCRIPTS[0], env, tmp_path)
     assert result.returncode == 0, result.stderr
@@ -385,13 +389,26 @@ def test_database_that_does_not_answer(trainer_env, tmp_path):
 
 
 def test_password_in_the_tracking_uri_is_never_shown(stack, trainer_env, tmp_path):
-    """Printed as the tracking URI and in the UI link before: now ***, whatever it holds (a quote)."""
-    env = {name: value for name, value in trainer_env.items() if name != "MLFLOW_UI_URL"}
+    """Printed as the tracking URI, in the UI link, and by MLflow itself ("View run at", outside
+    docker compose) before: now ***, whatever it holds (a quote, a '/'), also in a database URL
+    and in an error line."""
+    hidden = ("MLFLOW_UI_URL", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT")  # as without docker compose
+    env = {name: value for name, value in trainer_env.items() if name not in hidden}
     uri = stack.tracking_uri.replace("http://", "http://learner:s3cr'et@")
     result, _ = run_and_time(SCRIPTS[1], dict(env, MLFLOW_TRACKING_URI=uri), tmp_path)
     assert result.returncode == 0, result.stderr
     assert "s3cr'et" not in result.stdout + result.stderr
     assert printed(result.stdout, "tracking URI").startswith("http://learner:***@")
+    with fresh_database(POSTGRES_ADMIN_URL) as (address, database):  # trust: any password gets in
+        uri = f"postgresql+psycopg2://mlflow:pa/s's@{address}/{database}"
+        result, _ = run_and_time(PREFLIGHT, clean_env({"MLFLOW_TRACKING_URI": uri}), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert printed(result.stdout, "tracking URI") == f"postgresql+psycopg2://mlflow:***@{address}/{database}"
+    uri = stack.tracking_uri.replace("http://", 'http://learner:s/cr"e\'t@')  # no address at all, for requests
+    result, _ = run_and_time(PREFLIGHT, dict(env, MLFLOW_TRACKING_URI=uri), tmp_path)
+    assert result.returncode == 1 and "learner:***@" in result.stderr, result.stderr
+    for written in ("s/cr", "cr\"e", "\\'t"):
+        assert written not in result.stdout + result.stderr
 
 
 def test_s3_settings_boto3_cannot_use(trainer_env, tmp_path):
@@ -500,11 +517,23 @@ def test_boto3_settings_it_cannot_read(trainer_env, tmp_path):
         tmp_path,
     )  # fmt: skip
     assert "NotAHeaderButASecret" not in results[SCRIPTS[1]][0].stderr
+    config = tmp_path / "config"  # ~/.aws/config, as the tests name it (they keep this machine's own out)
+    config.write_text("[default]\nretry_mode = standrad\n")  # a typo in the file, no setting
+    run_one_fault_each(
+        [
+            ({"AWS_STS_REGIONAL_ENDPOINTS": "bogus"}, "boto3 setting", ["AWS_STS_REGIONAL_ENDPOINTS='bogus'"]),
+            ({"AWS_CONFIG_FILE": str(config)}, "boto3 config", ["standrad"]),
+            ({"MLFLOW_S3_UPLOAD_EXTRA_ARGS": '{"ChecksumAlgorithm": "CRC32C"}'}, "boto3 upload args",
+             ["botocore[crt]", "is marked FAILED"]),  # boto3 needs another package for it, at the first upload
+        ],
+        trainer_env,
+        tmp_path,
+    )  # fmt: skip
     https = trainer_env["MLFLOW_S3_ENDPOINT_URL"].replace("http:", "https:")
     run_one_fault_each(
         [
             ({"MLFLOW_S3_UPLOAD_EXTRA_ARGS": '{"ACL": "nonsense"}'}, "upload args", ["ACL takes one of private,"]),
-            ({"MLFLOW_S3_UPLOAD_EXTRA_ARGS": '{"Metadata": "x"}'}, "upload args", ["parameter Metadata"]),
+            ({"MLFLOW_S3_UPLOAD_EXTRA_ARGS": '{"Metadata": {"owner": "José"}}'}, "upload args", ["printable ASCII only"]),
             ({"MLFLOW_S3_ENDPOINT_URL": https, "AWS_CA_BUNDLE": "/nowhere/ca.pem"}, "ca file",
              ["AWS_CA_BUNDLE names /nowhere/ca.pem", "set AWS_CA_BUNDLE"]),
         ],
@@ -865,6 +894,53 @@ def test_output_closed_before_the_run_ends(tmp_path):
     assert MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id).info.status == "FAILED"
 
 
+def test_what_stands_where_the_embedded_default_writes(tmp_path):
+    """mlflow.db a link to nothing or a pipe (minutes of SQLite retries, or a hang, before),
+    /dev/null (a generic 'disk I/O error'), mlruns a file ('not writable' before), and a folder
+    whose name is not UTF-8 (a traceback from MLflow's default URI before)."""
+    cases = {"dangling": "database link", "fifo": "database not a file", "devnull": "database not a file",
+             "mlruns file": "file in the way", b"not utf-8 \xff": "folder not utf-8"}  # fmt: skip
+    folders = {kind: tmp_path / os.fsdecode(kind) for kind in cases}
+    for folder in folders.values():
+        folder.mkdir()
+    (folders["dangling"] / "mlflow.db").symlink_to(tmp_path / "nowhere/mlflow.db")
+    os.mkfifo(folders["fifo"] / "mlflow.db")
+    (folders["devnull"] / "mlflow.db").symlink_to("/dev/null")
+    (folders["mlruns file"] / "mlruns").write_text("not a folder")
+    with ThreadPoolExecutor(len(cases)) as pool:
+        results = dict(zip(cases, pool.map(lambda kind: run_and_time(SCRIPTS[0], clean_env({}), folders[kind]), cases)))
+    for kind, fault in cases.items():
+        assert_one_clear_message(*results[kind], fault)
+
+
+def test_database_locked_by_another_program(tmp_path):
+    """Another program holds a write lock on mlflow.db (a database browser with unsaved changes):
+    'sqlalchemy failed: OperationalError', and a fix that sent the learner to the settings."""
+    made = run_and_time(SCRIPTS[1], clean_env({}), tmp_path)[0]
+    assert made.returncode == 0, made.stderr
+    holder = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result, seconds = run_and_time(SCRIPTS[0], clean_env({}), tmp_path)
+    finally:
+        holder.close()
+    assert_one_clear_message(result, seconds, "database locked", f"{tmp_path}/mlflow.db")
+    assert run_and_time(SCRIPTS[0], clean_env({}), tmp_path)[0].returncode == 0  # once it is free
+
+
+def test_names_the_output_or_the_locale_cannot_encode(tmp_path):
+    """An experiment name the output's encoding cannot show (PYTHONIOENCODING=ascii, a file on
+    Windows) failed the run with a traceback; now it is printed escaped. Under a locale that cannot
+    decode it, the setting was said to hold a line end."""
+    env = clean_env({"MLFLOW_EXPERIMENT_NAME": "Expérience", "PYTHONIOENCODING": "ascii"})
+    result, _ = run_and_time(SCRIPTS[0], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "experiment     : Exp\\xe9rience (id 1)" in result.stdout
+    env = clean_env({"MLFLOW_EXPERIMENT_NAME": "Expérience", "LC_ALL": "C", "PYTHONUTF8": "0"})
+    result, seconds = run_and_time(SCRIPTS[0], env, tmp_path)
+    assert_one_clear_message(result, seconds, "setting not text", "MLFLOW_EXPERIMENT_NAME", "PYTHONUTF8=1")
+
+
 def test_no_writable_temp_folder(trainer_env, tmp_path):
     """log_text and friends write a temporary file first: TMPDIR, /tmp, /var/tmp and the
     working folder are all read-only (Python's list of places to try)."""
@@ -940,7 +1016,7 @@ def test_exit_on_error_never_crashes(tmp_path):
     assert "answered 418 Teapot to PutObject: I am a teapot" in outcome["S3 code nobody knows"][1]
     assert "first line second line" in outcome["MLflow, two lines"][1]
     assert "python -m common.mlflow_env" in outcome["MLflow, two lines"][1]
-    assert "check the settings printed above, then" in outcome["MLflow, in the preflight"][1]
+    assert "compare your settings with the troubleshooting table" in outcome["MLflow, in the preflight"][1]
     assert "`ulimit -n 4096`" in outcome["too many open files"][1]
     assert "has expired" in outcome["S3 token expired"][1] and "get new temporary credentials" in outcome["S3 token expired"][1]
 

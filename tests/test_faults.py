@@ -12,6 +12,7 @@ only with a wide margin, wider on a busy machine, since a slow machine must not 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -99,6 +100,13 @@ MESSAGES = {
     "newer database": ("was made by a newer MLflow than this one", "run with the MLflow that made it"),
     "older database": ("was made by an older MLflow", "back it up, then upgrade it for MLflow"),
     "output closed": ("the output of this command was closed before the run ended", "send it to `less`, or to a file"),
+    "database link": ("is a link to", "remove the link"),
+    "database not a file": ("is not a file (a pipe, a device...)", "move it away (like `mv"),
+    "folder not utf-8": ("holds bytes that are not UTF-8 text", "run from a folder whose name is UTF-8 text"),
+    "database locked": ("stayed locked by another program", "(`lsof mlflow.db` names it)"),
+    "setting not text": ("holds bytes that are not text in this terminal's encoding", "use a UTF-8 locale"),
+    "boto3 config": ("boto3 could not send a request to S3 at", "and the AWS config files (~/.aws/config, ~/.aws/credentials)"),
+    "boto3 upload args": ("boto3 could not send a request to S3 at", "correct or unset MLFLOW_S3_UPLOAD_EXTRA_ARGS"),
     "escape in folder": ("which MLflow 3.17 reads as an escaped character", "run from a folder whose path has no '%'"),
 }
 TUTORIAL = REPO / "examples/02_artifacts/README.md"
@@ -295,10 +303,10 @@ def test_killed_run_stays_running_until_closed(tmp_path):
     assert client.get_run(run_id).info.status == "RUNNING"
     mlflow.set_tracking_uri(tracking_uri)
     try:
-        command = _close_command(run_id).split('python -c "', 1)[1].rstrip('"')
+        command = shlex.split(_close_command(run_id).split(": ", 1)[1])  # as a shell reads it
     finally:
         mlflow.set_tracking_uri(None)
-    subprocess.run([sys.executable, "-c", command], env=clean_env({}), check=True, timeout=60)
+    subprocess.run([sys.executable, *command[1:]], env=clean_env({}), check=True, timeout=60)
     assert client.get_run(run_id).info.status == "FAILED"
 
 
@@ -324,17 +332,50 @@ def test_ctrl_c_twice_still_ends_in_two_lines(pause, tmp_path):
     assert status == "FAILED" or f"run {run_id} may stay RUNNING" in stderr, stderr
 
 
-def test_ctrl_c_while_python_loads_mlflow_writes_nothing(tmp_path):
-    """Before the checks start (Python still importing MLflow), Ctrl+C gets Python's own traceback,
-    as the tutorial says: no run, no database, no artifact folder."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_while_python_loads_mlflow_writes_nothing(stop, tmp_path):
+    """Before the checks start (Python still importing MLflow), Ctrl+C gets Python's own traceback
+    and another stop signal ends the process at once, as the tutorial says: no run, no database,
+    no artifact folder."""
     process = subprocess.Popen(
         [sys.executable, str(REPO / SCRIPTS[0])], cwd=tmp_path, env=clean_env({}), stderr=subprocess.PIPE, text=True
     )
     time.sleep(0.3)  # importing MLflow alone takes about two seconds
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode != 0 and "KeyboardInterrupt" in stderr, stderr
+    if stop == signal.SIGINT:
+        assert process.returncode != 0 and "KeyboardInterrupt" in stderr, stderr
+    else:
+        assert process.returncode == -stop, stderr  # killed by the signal, as the shell reports (143)
     assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
+SWALLOWING = """
+import os, signal, time
+from common.checks import exit_on_error
+with exit_on_error():
+    try:  # as MLflow does around the tags of a new run: every Exception is logged and forgotten
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    except Exception:
+        pass
+    print("went on")
+"""
+
+
+def test_a_stop_is_no_exception_that_code_can_swallow(tmp_path):
+    """A SIGTERM that landed in MLflow's tag resolution (`except Exception` around each tag
+    provider, mlflow/tracking/context/registry.py) was logged as a warning, and the run went on
+    to exit 0. A stop is a KeyboardInterrupt now, as Ctrl+C's is: no Exception."""
+    result = subprocess.run(
+        [sys.executable, "-c", SWALLOWING], cwd=tmp_path, env=dict(clean_env({}), PYTHONPATH=str(REPO)),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1 and "went on" not in result.stdout, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: stopped by SIGTERM",
+        "fix: run the same command again when you want to",
+    ]
 
 
 def test_sigterm_during_an_mlflow_call_is_called_a_stop(trainer_env, tmp_path):
