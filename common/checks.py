@@ -117,6 +117,12 @@ def check_setting(name: str, secret: bool = False) -> None:
 def check_experiment_name(name: str) -> None:
     """Raise FixableError if MLflow would refuse the experiment name."""
     check_setting("MLFLOW_EXPERIMENT_NAME")
+    if not _is_text(name):  # given on the command line, in a locale that cannot decode it
+        raise FixableError(
+            f"the experiment name {name!r} holds bytes that are not text in this terminal's encoding "
+            f"({sys.getfilesystemencoding()})",
+            "use a UTF-8 locale (like `export LANG=C.UTF-8`) or `export PYTHONUTF8=1`, or an ASCII name",
+        )
     if len(name) > MAX_EXPERIMENT_NAME:
         from_setting = os.environ.get("MLFLOW_EXPERIMENT_NAME") == name
         setting = "MLFLOW_EXPERIMENT_NAME" if from_setting else "the experiment name"
@@ -279,6 +285,33 @@ def _check_sqlite(tracking_uri: str) -> None:
         )
     if not database.exists():
         _create_database(database)
+    else:
+        _check_not_locked(database, tracking_uri)
+
+
+def _check_not_locked(database: Path, tracking_uri: str) -> None:
+    """Raise FixableError if another program holds a write lock on the database for CHECK_TIMEOUT
+    seconds: MLflow itself would wait and retry for half a minute, and log tracebacks meanwhile."""
+    import sqlite3
+
+    connection = sqlite3.connect(database, timeout=CHECK_TIMEOUT, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")  # the lock a write takes; then given back unused
+        connection.execute("ROLLBACK")
+    except sqlite3.OperationalError as error:
+        if "locked" in str(error):
+            raise _locked(tracking_uri) from None
+    finally:
+        connection.close()
+
+
+def _locked(tracking_uri: str) -> FixableError:
+    return FixableError(
+        f"the MLflow database in {tracking_uri} stayed locked by another program (another run, `mlflow ui`, "
+        "a database browser with unsaved changes)",
+        "close what holds it (`lsof mlflow.db` names it), then run again; for many runs at once, "
+        "use a tracking server (docker compose)",
+    )
 
 
 def _create_database(database: Path) -> None:
@@ -757,6 +790,8 @@ def _check_server_serves_artifacts(location: str) -> None:
 
 def _endpoint_problem(endpoint: str) -> str | None:
     """Why MLFLOW_S3_ENDPOINT_URL is no address boto3 can use, or None."""
+    if _password_in(endpoint) or "@" in endpoint.split("://", 1)[-1].split("/", 1)[0]:
+        return "it holds a user name or password: boto3 takes the keys from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     try:
         parts = urlsplit(endpoint)
         port = parts.port
@@ -951,8 +986,9 @@ def explain_s3_error(error: Exception, endpoint: str | None, bucket: str | None)
             f"boto3 could not send a request to S3 at {endpoint}: {type(cause).__name__}: {_short(said)}",
             f"correct or unset {' and '.join(settings)}, then run again"
             if settings
-            else "check the AWS_* settings (`env | grep ^AWS_` lists them) and the AWS config files "
-            "(~/.aws/config, ~/.aws/credentials), then run again; add --debug to see where it failed",
+            else "check the AWS_* settings (`env | grep ^AWS_` lists them) and the AWS config files ("
+            + ", ".join(os.environ.get(name, default) for name, default in _AWS_FILES)
+            + "), then run again; add --debug to see where it failed",
         )
     answer = " ".join(str(part) for part in (status, code) if part)
     busy = status == 429 or code == "TooManyRequests"
@@ -974,6 +1010,10 @@ def explain_s3_error(error: Exception, endpoint: str | None, bucket: str | None)
         fix = f"check MLFLOW_S3_ENDPOINT_URL and the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; {_S3_LOG}"
     explained = FixableError(what, fix)
     return explained if code else via_proxy(explained)  # with an S3 error code, S3 itself answered
+
+
+# The files boto3 reads its settings and keys from, and where they are unless set otherwise.
+_AWS_FILES = (("AWS_CONFIG_FILE", "~/.aws/config"), ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"))
 
 
 def _aws_settings_in(text: str) -> list[str]:
@@ -1095,13 +1135,16 @@ def exit_on_error():
     if threading.current_thread() is threading.main_thread():
         _on_stop(_stopped)
         sys.unraisablehook = _stop_lost_in_a_callback
+        sys.excepthook = _stopped_on_the_way_out
     try:
         yield
+        if threading.current_thread() is threading.main_thread():
+            # Done, the run FINISHED: a stop from now on has nothing left to stop, and the exit status stays 0.
+            _on_stop(signal.SIG_IGN)
+            atexit.register(_on_stop, signal.SIG_IGN)  # Python's last steps put the default back
     except KeyboardInterrupt as interrupt:  # Ctrl+C, or Stopped by another signal
         _end_at_once_if_stopped_again()
-        run_note, run_fix = _close_run(interrupt)
-        what = interrupt.what if isinstance(interrupt, Stopped) else "stopped with Ctrl+C"
-        _report(f"error: {what}{run_note}\nfix: run the same command again when you want to{run_fix}")
+        _report(*_stop_message(interrupt))
     except Exception as error:
         if not is_setup_problem(error):
             raise
@@ -1116,12 +1159,37 @@ def exit_on_error():
             run_note, run_fix = "", ""
         if "--debug" in sys.argv:
             traceback.print_exc()
-        _report(f"error: {explained.what}{run_note}\nfix: {explained.fix}{run_fix}")
+        _report(f"{explained.what}{run_note}", f"{explained.fix}{run_fix}")
 
 
-def _report(message: str) -> None:
-    """Print the two lines and exit with status 1; a signal after them ends the process quietly."""
-    print(without_passwords(message), file=sys.stderr)
+def _stopped_on_the_way_out(kind, error, trace) -> None:
+    """A stop that came after the example's last step, before this handler could stand down
+    (Python leaving the `with` block): the two lines, not a traceback."""
+    if not issubclass(kind, KeyboardInterrupt):
+        return sys.__excepthook__(kind, error, trace)
+    _on_stop(signal.SIG_IGN)
+    what, fix = _stop_message(error)
+    print(without_passwords(f"error: {what}\nfix: {fix}"), file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(1)
+
+
+def _stop_message(stop: KeyboardInterrupt) -> tuple[str, str]:
+    """The two lines' text for a stop: what stopped, and the run it hit (now FAILED, named, or
+    already finished: then there is nothing to do again)."""
+    run_note, run_fix = _close_run(stop)
+    what = (stop.what if isinstance(stop, Stopped) else "stopped with Ctrl+C") + run_note
+    if "had finished" in run_note:
+        return what, "nothing to do again: that run is complete"
+    return what, f"run the same command again when you want to{run_fix}"
+
+
+def _report(what: str, fix: str) -> None:
+    """Print the two lines and exit with status 1; a signal after them ends the process quietly.
+    A line end or another control character (in a file name, say) is shown escaped: two lines stay two."""
+    for label, text in (("error", what), ("fix", fix)):
+        shown = "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+        print(f"{label}: {without_passwords(shown)}", file=sys.stderr)
     if threading.current_thread() is threading.main_thread():
         _on_stop(lambda signum, frame: os._exit(1))
         # Python's own last steps put the default back, under which a signal would end the
@@ -1134,19 +1202,23 @@ def without_passwords(text: str) -> str:
     """`text` with the password of any address in it (http://user:password@host) shown as ***:
     first the tracking URI's own, whatever characters it holds (a '/', a quote, also as repr()
     writes it), then any other address's."""
-    uris = [os.environ.get("MLFLOW_TRACKING_URI", "")]
+    uris = [value for value in os.environ.values() if "://" in value]  # the tracking URI, S3's, a proxy's...
     try:
         uris.append(mlflow.get_tracking_uri())
     except Exception:  # MLflow cannot even make its default URI (a folder name that is not UTF-8)
         pass
-    for uri in uris:
-        # user:password@ between the scheme and the LAST '@' (a password may hold '/', '@'...)
-        found = re.match(r"[a-z][\w+.-]*://[^:/@]*:(.+)@", uri, re.IGNORECASE | re.DOTALL)
-        if found:
-            password = found.group(1)
-            for written in {password, repr(password)[1:-1], repr(password + '"')[1:-2]}:
-                text = text.replace(f":{written}@", ":***@")
+    for password in filter(None, map(_password_in, uris)):
+        quoted = shlex.quote(password)
+        for written in {password, repr(password)[1:-1], repr(password + '"')[1:-2], quoted.strip("'"), quoted}:
+            text = text.replace(f":{written}@", ":***@")
     return re.sub(r"(\b[a-z][\w+.-]*://[^/\s:@'\"]+:)[^\s'\"/]+@", r"\1***@", text, flags=re.IGNORECASE)
+
+
+def _password_in(uri: str) -> str | None:
+    """The password in an address (scheme://user:password@host), whatever it holds: up to the
+    LAST '@', since a password may hold '/' or '@'."""
+    found = re.match(r"[a-z][\w+.-]*://[^:/@\s]*:(.+)@", uri, re.IGNORECASE | re.DOTALL)
+    return found.group(1) if found else None
 
 
 def _end_at_once_if_stopped_again() -> None:
@@ -1209,21 +1281,16 @@ def explain(error: Exception) -> FixableError:
     if deleted:  # deleted in the UI, say: MLflow keeps it (and its name) until `mlflow gc`
         name = deleted.group(1)
         restore = (
-            f"import mlflow; client = mlflow.MlflowClient({tracking_uri!r}); "
-            f"client.restore_experiment(client.get_experiment_by_name({name!r}).experiment_id)"
+            f"import mlflow; client = {_client()}; "
+            f"client.restore_experiment(client.get_experiment_by_name({json.dumps(name)}).experiment_id)"
         )
         return FixableError(
             f"experiment '{name}' was deleted (in the UI, or with mlflow.delete_experiment); MLflow keeps "
             "a deleted experiment and its name until `mlflow gc` removes it",
             f"restore it: {_python_c(restore)}; or set MLFLOW_EXPERIMENT_NAME to another name",
         )
-    if "database is locked" in str(error):  # SQLite: another program holds a write lock, past SQLite's wait
-        return FixableError(
-            f"the MLflow database in {tracking_uri} stayed locked by another program (another run, `mlflow ui`, "
-            "a database browser with unsaved changes)",
-            "close what holds it (`lsof mlflow.db` names it), then run again; for many runs at once, "
-            "use a tracking server (docker compose)",
-        )
+    if "database is locked" in str(error):  # SQLite: locked mid-run, past SQLite's wait
+        return _locked(tracking_uri)
     schema = re.search(r"out-of-date database schema \(found version (\w+), but expected (\w+)\)", str(error))
     if schema:
         return _schema_error(tracking_uri, schema.group(1))
@@ -1286,7 +1353,8 @@ def _schema_error(tracking_uri: str, found: str) -> FixableError:
     if list(Path(db_migrations.__file__).parent.glob(f"versions/{found}_*.py")):
         return FixableError(
             f"the MLflow database in {database} was made by an older MLflow (schema {found})",
-            f"back it up, then upgrade it for MLflow {mlflow.__version__}: mlflow db upgrade {shlex.quote(tracking_uri)}",
+            f"back it up, then upgrade it for MLflow {mlflow.__version__}: mlflow db upgrade "
+            + ('"$MLFLOW_TRACKING_URI"' if _password_in(tracking_uri) else shlex.quote(tracking_uri)),
         )
     return FixableError(
         f"the MLflow database in {database} was made by a newer MLflow than this one ({mlflow.__version__}): "
@@ -1350,6 +1418,8 @@ def _close_run(error: BaseException) -> tuple[str, str]:
             if status == "RUNNING":  # its ending was interrupted (a second Ctrl+C, say)
                 client.set_terminated(run_id, "FAILED")
                 status = "FAILED"
+            if status == "FINISHED":  # stopped after the run: nothing of it is lost
+                return f" after run {run_id} had finished (all its files are logged)", ""
             return (f" (run {run_id} is marked FAILED)" if status == "FAILED" else ""), ""
         except Exception:
             pass  # the server cannot say now: give the command that closes the run if it is still open
@@ -1377,11 +1447,11 @@ def _runs_started_unseen(error: BaseException) -> tuple[str, str]:
          if frame.f_code.co_name == "start_run" and frame.f_locals.get("run_name")),
         None,
     )  # fmt: skip
-    which = f"r.info.status == 'RUNNING' and r.info.start_time >= {_STARTED_MS}"
-    which += f" and r.info.run_name == {name!r}" if name else ""
+    which = f'r.info.status == "RUNNING" and r.info.start_time >= {_STARTED_MS}'
+    which += f" and r.info.run_name == {json.dumps(name)}" if name else ""
     close = (
-        f"import mlflow; client = mlflow.MlflowClient({mlflow.get_tracking_uri()!r}); "
-        f"[client.set_terminated(r.info.run_id, 'FAILED') for r in client.search_runs([{_get_experiment_id()!r}]) "
+        f"import mlflow; client = {_client()}; "
+        f'[client.set_terminated(r.info.run_id, "FAILED") for r in client.search_runs([{json.dumps(_get_experiment_id())}]) '
         f"if {which}]"
     )
     return (
@@ -1401,17 +1471,25 @@ def _run_id() -> str | None:
 def _close_command(run_id: str) -> str:
     """The command that marks the run FAILED, only if it is still RUNNING: a server that answered
     too late may have finished it after all."""
+    run = json.dumps(run_id)
     close = (
-        f"import mlflow; client = mlflow.MlflowClient({mlflow.get_tracking_uri()!r}); "
-        f"client.get_run({run_id!r}).info.status == 'RUNNING' and client.set_terminated({run_id!r}, 'FAILED')"
+        f"import mlflow; client = {_client()}; "
+        f'client.get_run({run}).info.status == "RUNNING" and client.set_terminated({run}, "FAILED")'
     )
     return f"mark that run FAILED if it is still RUNNING: {_python_c(close)}"
 
 
+def _client() -> str:
+    """The Python code that makes a client for this tracking URI; with a password in the URI,
+    one that reads it from MLFLOW_TRACKING_URI (in the same shell), so that no password is printed."""
+    uri = mlflow.get_tracking_uri()
+    return "mlflow.MlflowClient()" if _password_in(uri) else f"mlflow.MlflowClient({json.dumps(uri)})"
+
+
 def _python_c(code: str) -> str:
-    """`python -c "code"`, to paste into a shell: '"', '$', '`' and '\\' in the code (a name, an
-    address) escaped, so that the shell hands the code to Python as it is."""
-    return 'python -c "' + re.sub(r'([\\"$`])', r"\\\1", code) + '"'
+    """`python -c '...'`, to paste into a shell: in single quotes, where no shell reads `$`, `!`
+    or a backslash, whatever a name or an address in the code holds."""
+    return f"python -c {shlex.quote(code)}"
 
 
 def _bucket() -> str:

@@ -35,6 +35,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # (--no-loadscope-reorder in pytest.ini): the longest go first, so the processes end together.
 LONGEST_FIRST = [
     "test_fault_matrix",
+    "test_faults_embedded",
     "test_faults_s3",
     "test_faults",
     "test_claims",
