@@ -24,6 +24,7 @@ from botocore, for a setting it cannot read).
 from __future__ import annotations
 
 import _thread
+import ast
 import atexit
 import configparser
 import errno
@@ -117,11 +118,19 @@ def check_setting(name: str, secret: bool = False) -> None:
 def check_experiment_name(name: str) -> None:
     """Raise FixableError if MLflow would refuse the experiment name."""
     check_setting("MLFLOW_EXPERIMENT_NAME")
-    if not _is_text(name):  # given on the command line, in a locale that cannot decode it
+    if not _is_text(name):  # given on the command line, bytes the locale cannot decode
+        utf8 = sys.getfilesystemencoding() == "utf-8"
         raise FixableError(
             f"the experiment name {name!r} holds bytes that are not text in this terminal's encoding "
             f"({sys.getfilesystemencoding()})",
+            "give the name as UTF-8 text" if utf8 else
             "use a UTF-8 locale (like `export LANG=C.UTF-8`) or `export PYTHONUTF8=1`, or an ASCII name",
+        )
+    odd = next((char for char in name if not char.isprintable()), None)
+    if odd:  # MLflow would keep it, and the UI would show a name nobody can type
+        raise FixableError(
+            f"the experiment name {name!r} contains {odd!r}, which does not belong in it (copied with a line end?)",
+            "give the name again, on one line, without control characters",
         )
     if len(name) > MAX_EXPERIMENT_NAME:
         from_setting = os.environ.get("MLFLOW_EXPERIMENT_NAME") == name
@@ -251,11 +260,11 @@ def _check_sqlite(tracking_uri: str) -> None:
         # file, named relative to this folder, has no folder to make.
         mlflow.set_tracking_uri(f"sqlite:///{database.name}")
         database = Path(database.name)
-    elif "%" in tracking_uri and not database.parent.exists():  # MLflow would make 'a%25b', not 'a%b'
+    elif re.search(r"[^\w./-]", str(database.parent)) and not database.parent.exists():  # 'a@b' made as 'a%40b'
         raise FixableError(
             f"the folder of the MLflow database in MLFLOW_TRACKING_URI, {database.parent}, does not exist, and "
-            "MLflow 3.17 would make it under its URI-escaped name (with %25, %23...), then wait for minutes",
-            f"make it first: mkdir -p {shlex.quote(str(database.parent))}",
+            "MLflow 3.17 would make it under its URI-escaped name (%40 for @, %25 for %...), then wait for minutes",
+            f"make it first: mkdir -p {_quote(str(database.parent))}",
         )
     if database.is_dir():  # SQLite cannot open a folder, and MLflow retries that for minutes
         raise FixableError(
@@ -265,12 +274,12 @@ def _check_sqlite(tracking_uri: str) -> None:
     if database.is_symlink() and not database.exists():  # SQLite would retry it for minutes
         raise FixableError(
             f"the MLflow database {database} is a link to {os.readlink(database)}, which does not exist",
-            f"remove the link (rm {shlex.quote(str(database))}) to start a new database, or restore what it points to",
+            f"remove the link (rm {_quote(str(database))}) to start a new database, or restore what it points to",
         )
     if database.exists() and not database.is_file():  # a pipe would hang, a device would fail, for minutes
         raise FixableError(
             f"the MLflow database {database} is not a file (a pipe, a device...)",
-            f"move it away (like `mv {shlex.quote(str(database))} {shlex.quote(str(database))}.old`), then run again",
+            f"move it away (like `mv {_quote(str(database))} {_quote(str(database))}.old`), then run again",
         )
     # An SQLite database starts with these 16 bytes (an empty file becomes one).
     if database.is_file() and database.stat().st_size and not _starts_with(database, b"SQLite format 3\0"):
@@ -306,10 +315,13 @@ def _check_not_locked(database: Path, tracking_uri: str) -> None:
 
 
 def _locked(tracking_uri: str) -> FixableError:
+    from sqlalchemy.engine import make_url
+
+    database = make_url(tracking_uri).database or "mlflow.db"
     return FixableError(
         f"the MLflow database in {tracking_uri} stayed locked by another program (another run, `mlflow ui`, "
         "a database browser with unsaved changes)",
-        "close what holds it (`lsof mlflow.db` names it), then run again; for many runs at once, "
+        f"close what holds it (`lsof {_quote(database)}` names it), then run again; for many runs at once, "
         "use a tracking server (docker compose)",
     )
 
@@ -396,12 +408,19 @@ def _check_database_answers(tracking_uri: str) -> None:
         with engine.connect():
             pass
     except Exception as error:
-        reason = getattr(error, "orig", None) or error
+        reason = str(getattr(error, "orig", None) or error)
+        if re.search(r"database .* does not exist", reason):
+            fix = f"create the database ({url.database}), or correct its name at the end of MLFLOW_TRACKING_URI"
+        elif re.search(r"authentication failed|role .* does not exist|Access denied", reason):
+            fix = "correct the user or password in MLFLOW_TRACKING_URI"
+        elif re.search(r"refused|timeout|timed out|could not translate host|Name or service not known", reason):
+            fix = "start the database (`docker compose up -d postgres`), or correct the host or port in MLFLOW_TRACKING_URI"
+        else:  # a setting in the URL (?sslmode=...), or something the database says itself
+            fix = "correct MLFLOW_TRACKING_URI as the database's answer above says"
         raise FixableError(
             f"could not connect to the database in MLFLOW_TRACKING_URI={url.render_as_string(hide_password=True)}: "
-            f"{_short(str(reason), 160)}",
-            "start the database (`docker compose up -d postgres`), or correct the host, port, user or password "
-            "in MLFLOW_TRACKING_URI",
+            f"{_short(reason, 160)}",
+            fix,
         ) from None
     finally:
         engine.dispose()
@@ -627,7 +646,7 @@ def _check_writable(folder: Path, what: str) -> None:
     if not folder.is_dir():
         raise FixableError(
             f"a file is in the way of a folder: {folder} ({what} goes in a folder of that name)",
-            f"move the file away (like `mv {shlex.quote(str(folder))} {shlex.quote(str(folder))}.old`), then run again",
+            f"move the file away (like `mv {_quote(str(folder))} {_quote(str(folder))}.old`), then run again",
         )
     try:
         tempfile.TemporaryFile(dir=folder).close()
@@ -1211,6 +1230,7 @@ def without_passwords(text: str) -> str:
         quoted = shlex.quote(password)
         for written in {password, repr(password)[1:-1], repr(password + '"')[1:-2], quoted.strip("'"), quoted}:
             text = text.replace(f":{written}@", ":***@")
+    text = re.sub(r"([?&](?:password|passwd|pwd|token|access_token|secret|api_key)=)[^&#\s'\"]+", r"\1***", text, flags=re.I)
     return re.sub(r"(\b[a-z][\w+.-]*://[^/\s:@'\"]+:)[^\s'\"/]+@", r"\1***@", text, flags=re.IGNORECASE)
 
 
@@ -1277,9 +1297,9 @@ def explain(error: Exception) -> FixableError:
             "or set MLFLOW_TRACKING_URI to a tracking server, like http://localhost:5000",
         )
     tracking_uri = mlflow.get_tracking_uri()
-    deleted = re.search(r"Cannot set a deleted experiment '(.*?)' as the active experiment", str(error))
+    deleted = re.search(r"Cannot set a deleted experiment ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\") as the active", str(error))
     if deleted:  # deleted in the UI, say: MLflow keeps it (and its name) until `mlflow gc`
-        name = deleted.group(1)
+        name = ast.literal_eval(deleted.group(1))  # MLflow writes the name as repr() does
         restore = (
             f"import mlflow; client = {_client()}; "
             f"client.restore_experiment(client.get_experiment_by_name({json.dumps(name)}).experiment_id)"
@@ -1354,7 +1374,7 @@ def _schema_error(tracking_uri: str, found: str) -> FixableError:
         return FixableError(
             f"the MLflow database in {database} was made by an older MLflow (schema {found})",
             f"back it up, then upgrade it for MLflow {mlflow.__version__}: mlflow db upgrade "
-            + ('"$MLFLOW_TRACKING_URI"' if _password_in(tracking_uri) else shlex.quote(tracking_uri)),
+            + ('"$MLFLOW_TRACKING_URI"' if _password_in(tracking_uri) else _quote(tracking_uri)),
         )
     return FixableError(
         f"the MLflow database in {database} was made by a newer MLflow than this one ({mlflow.__version__}): "
@@ -1488,8 +1508,19 @@ def _client() -> str:
 
 def _python_c(code: str) -> str:
     """`python -c '...'`, to paste into a shell: in single quotes, where no shell reads `$`, `!`
-    or a backslash, whatever a name or an address in the code holds."""
-    return f"python -c {shlex.quote(code)}"
+    or a backslash, whatever a name or an address in the code holds. Code that reads the address
+    from MLFLOW_TRACKING_URI (it holds a password) says so."""
+    where = "with MLFLOW_TRACKING_URI exported in that shell: " if "MlflowClient()" in code else ""
+    return f"{where}python -c {_quote(code)}"
+
+
+def _quote(text: str) -> str:
+    """`text` quoted for a shell, to paste: in single quotes; with a line end or another control
+    character in it, as bash's $'...', which spells them \\n, \\t... (the two lines stay two)."""
+    if text.isprintable():
+        return shlex.quote(text)
+    escaped = "".join(c if c.isprintable() and c not in "'\\" else repr(c)[1:-1] if c not in "'\\" else "\\" + c for c in text)
+    return f"$'{escaped}'"
 
 
 def _bucket() -> str:

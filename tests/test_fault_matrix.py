@@ -338,6 +338,10 @@ def test_database_that_does_not_answer(trainer_env, tmp_path):
     for result, seconds in run_all(dict(trainer_env, MLFLOW_TRACKING_URI=database), tmp_path).values():
         assert_one_clear_message(result, seconds, "database down", "mlflow:***@127.0.0.1", "Connection refused")
         assert "DbSecret1" not in result.stdout + result.stderr
+    # A server that answers, and a database it does not have: not "start the database".
+    missing = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql:", "postgresql+psycopg2:") + "/no_such_db"
+    result, seconds = run_and_time(PREFLIGHT, dict(trainer_env, MLFLOW_TRACKING_URI=missing), tmp_path)
+    assert result.returncode == 1 and "fix: create the database (no_such_db)" in result.stderr, result.stderr
 
 
 def test_password_in_the_tracking_uri_is_never_shown(stack, trainer_env, tmp_path):
@@ -456,7 +460,7 @@ def test_tracking_uri_that_goes_on_after_the_address(stack, trainer_env, tmp_pat
         [
             ({"MLFLOW_TRACKING_URI": f"{server}?x=1"}, "tracking uri query", ["'?x=1'", f"={server}"]),
             ({"MLFLOW_TRACKING_URI": f"{server}/#runs"}, "tracking uri query", ["'#runs'", f"={server}/"]),
-            ({"MLFLOW_TRACKING_URI": f"{server}?"}, "tracking uri query", ["'?'"]),
+            ({"MLFLOW_TRACKING_URI": f"{server}?token=Hunter2Secret"}, "tracking uri query", ["'?token=***'"]),
         ],
         trainer_env,
         tmp_path,

@@ -104,7 +104,7 @@ MESSAGES = {
     "database link": ("is a link to", "remove the link"),
     "database not a file": ("is not a file (a pipe, a device...)", "move it away (like `mv"),
     "folder not utf-8": ("holds bytes that are not UTF-8 text", "run from a folder whose name is UTF-8 text"),
-    "database locked": ("stayed locked by another program", "(`lsof mlflow.db` names it)"),
+    "database locked": ("stayed locked by another program", "close what holds it (`lsof "),
     "setting not text": ("holds bytes that are not text in this terminal's encoding", "use a UTF-8 locale"),
     "boto3 config": ("boto3 could not send a request to S3 at", "and the AWS config files ("),
     "boto3 upload args": ("boto3 could not send a request to S3 at", "correct or unset MLFLOW_S3_UPLOAD_EXTRA_ARGS"),

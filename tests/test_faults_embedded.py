@@ -29,12 +29,12 @@ from test_faults import PREFLIGHT, SCRIPTS, assert_one_clear_message, folder_for
 def test_deleted_experiment_says_how_to_restore_it(tmp_path):
     """Deleted in the UI, the experiment keeps its name; the fix's command, pasted into a shell,
     brings it back, whatever the name holds (quotes and a '$' broke it before)."""
-    database, name = f"sqlite:///{tmp_path}/mlflow.db", 'exp "v2" $HOME'
+    database, name = f"sqlite:///{tmp_path}/mlflow.db", 'it\'s "v2" $HOME!\\x'
     client = MlflowClient(database)
     client.delete_experiment(client.create_experiment(name))
     env = clean_env({"MLFLOW_TRACKING_URI": database, "MLFLOW_EXPERIMENT_NAME": name})
     for result, seconds in run_all(env, tmp_path, entries=[PREFLIGHT, SCRIPTS[0]]).values():
-        assert_one_clear_message(result, seconds, "deleted experiment", f"'{name}' was deleted")
+        assert_one_clear_message(result, seconds, "deleted experiment", f"experiment '{name}' was deleted")
     fix = result.stderr.strip().splitlines()[-1]
     command = fix.split("restore it: python ")[1].split("; or set MLFLOW_EXPERIMENT_NAME")[0]
     done = subprocess.run(  # pasted into a shell
@@ -109,9 +109,10 @@ def test_folders_whose_names_uris_escape(tmp_path):
         assert result.returncode == 0, result.stderr
         assert {path.name for path in (tmp_path / name).iterdir()} >= {"mlflow.db", "mlruns"}
     assert sorted(path.name for path in tmp_path.iterdir()) == ["100% done", "a#b?c"]
-    database = f"sqlite:///{tmp_path}/pct%25dir/a.db"
-    result, seconds = run_and_time(SCRIPTS[1], clean_env({"MLFLOW_TRACKING_URI": database}), tmp_path)
-    assert_one_clear_message(result, seconds, "escaped folder", f"mkdir -p {tmp_path}/pct%dir")
+    for folder in ("pct%dir", "at@dir"):  # MLflow would make 'pct%25dir' or 'at%40dir'
+        database = f"sqlite:///{tmp_path}/{folder.replace('%', '%25')}/a.db"
+        result, seconds = run_and_time(SCRIPTS[1], clean_env({"MLFLOW_TRACKING_URI": database}), tmp_path)
+        assert_one_clear_message(result, seconds, "escaped folder", f"mkdir -p {tmp_path}/{folder}")
 
 
 def test_folder_whose_name_holds_an_escape(tmp_path):
@@ -170,6 +171,7 @@ def test_what_stands_where_the_embedded_default_writes(tmp_path):
         results = dict(zip(cases, pool.map(lambda kind: run_and_time(SCRIPTS[0], clean_env({}), folders[kind]), cases)))
     for kind, fault in cases.items():
         assert_one_clear_message(*results[kind], fault)
+    assert "`mv $'" in results["a line end\nfix: forged"][0].stderr  # bash's $'...\n...' pastes right
 
 
 def test_database_locked_by_another_program(tmp_path):
@@ -202,3 +204,5 @@ def test_names_the_output_or_the_locale_cannot_encode(tmp_path):
     env.pop("MLFLOW_EXPERIMENT_NAME")
     result, seconds = run_and_time(PREFLIGHT, env, tmp_path, "Expérience")  # the name as an argument
     assert_one_clear_message(result, seconds, "setting not text", "the experiment name", "PYTHONUTF8=1")
+    result, seconds = run_and_time(PREFLIGHT, clean_env({}), tmp_path, "two\nlines")
+    assert_one_clear_message(result, seconds, "odd character", "the experiment name 'two\\nlines'")
