@@ -1,9 +1,23 @@
 # One image for the tracking server and the trainer, so both sides run the same pinned MLflow.
-FROM python:3.11.14-slim-bookworm
+# PYTHON_IMAGE is the base. The tests build this file on a stand-in base where no registry
+# serves python images (tests/standins/); you never need to set it.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# git, so that MLflow records which commit of your code a run ran (the run's tag
+# mlflow.source.git.commit); without git, GitPython prints about 30 lines of warnings at every
+# run. /work is your project folder, mounted from your machine: git refuses a repository that
+# another user owns ("dubious ownership") unless it is marked safe. The Debian release comes
+# with the base image, so the package version is not pinned here.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git \
+    && rm -rf /var/lib/apt/lists/* \
+    && git config --system --add safe.directory /work
 
 # Only the locked requirements, each checked against its hash: the same packages as the
 # README's install and the tests. Nothing is installed when a container starts.

@@ -5,9 +5,11 @@ the pictures show what the test checks. Regenerate the pictures from a fresh run
 
     .venv/bin/python scripts/screenshots.py
 
-It runs examples/02_artifacts/run.py on the embedded default in a temporary folder, serves
-it with `mlflow ui`, and writes PNG files to examples/02_artifacts/screenshots/. It needs
-Debian's (or any) Chromium: `apt-get install chromium`, or set CHROMIUM to its path.
+It starts the compose stack (docker-compose.yml + docker-compose.seaweedfs.yml, as the tests
+start it: tests/docker_stack.py), runs examples/02_artifacts/run.py in the trainer, opens the
+link it prints, and writes PNG files to examples/02_artifacts/screenshots/. It needs a Docker
+engine with Compose v2, and Debian's (or any) Chromium: `apt-get install chromium`, or set
+CHROMIUM to its path.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -102,27 +104,21 @@ def main() -> None:
     if not find_chromium():
         sys.exit("error: no Chromium found\nfix: apt-get install chromium, or set CHROMIUM=/path/to/chromium")
     sys.path.insert(0, str(REPO / "tests"))
-    from stack import clean_env, mlflow_ui
+    from docker_stack import running_stack
 
-    with tempfile.TemporaryDirectory() as tmp:
-        # A real run, on the embedded default.
-        out = subprocess.run(
-            [sys.executable, str(REPO / "examples/02_artifacts/run.py")],
-            cwd=tmp,
-            env=clean_env({}),
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        run_id = re.search(r"^run id\s*: (\w+)", out, re.MULTILINE).group(1)
-        experiment_id = re.search(r"^experiment\s*: .* \(id (\d+)\)", out, re.MULTILINE).group(1)
-        # The README's `mlflow ui`, in the folder the run was made in.
-        with mlflow_ui(Path(tmp), Path(tmp + ".log")) as (ui_url, _), browser_page() as page:
+    with tempfile.TemporaryDirectory() as tmp, running_stack("seaweedfs", Path(tmp) / "repository") as stack:
+        # A real run in the compose trainer, as the tutorial's main path makes it.
+        out = stack.exec("trainer", "python", "examples/02_artifacts/run.py")
+        if out.returncode != 0:
+            sys.exit(out.stderr)
+        link = re.search(r"^open the UI\s*: (\S+)", out.stdout, re.MULTILINE).group(1)
+        ui_url, experiment_id, run_id = re.fullmatch(r"(http://[^/]+)/#/experiments/(\d+)/runs/(\w+)/.*", link).groups()
+        with browser_page() as page:
             pictures = take_screenshots(page, ui_url, experiment_id, run_id, PICTURES)
-        Path(tmp + ".log").unlink(missing_ok=True)
-        # The logged image itself, as stored.
+        # The logged image itself, as stored in the bucket (served by the tracking server).
         gradient = PICTURES / "gradient.png"
-        shutil.copy(Path(tmp) / "mlruns" / experiment_id / run_id / "artifacts/images/gradient.png", gradient)
+        with urllib.request.urlopen(f"{ui_url}/get-artifact?path=images/gradient.png&run_uuid={run_id}") as answer:
+            gradient.write_bytes(answer.read())
     for picture in [*pictures, gradient]:
         print(f"wrote {picture.relative_to(REPO)} ({picture.stat().st_size // 1024} KiB)")
 

@@ -1,13 +1,18 @@
-"""Run the compose stack's services as local processes, the way docker-compose.yml says.
+"""Run the compose stack's services as local processes, the way the compose files say.
 
-No Docker engine is needed: the `mlflow` service's command and environment and the
-`trainer` service's environment are read from docker-compose.yml, their `${VAR:-default}`
-values take the defaults (as on a machine with no `.env`), and the compose host names are
-mapped to local addresses:
+For the faults the tests inject (a server that hangs, a proxy in front of S3, a key S3 refuses)
+and for speed: the real compose stack, with a Docker engine, runs in tests/test_compose_docker.py
+from the same files. Here, Docker Compose itself reads the files (`docker compose config`, no
+engine needed: tests/docker_stack.py), with the defaults filled in as on a machine with no
+`.env`, and the `mlflow` service's command and environment and the `trainer` service's
+environment run as local processes, the compose host names mapped to local addresses:
 
     postgres:5432 -> a fresh database on a local PostgreSQL server
-    minio:9000    -> moto's S3 API server on a free local port
+    minio:9000    -> moto's S3 API server on a free local port (MinIO has no binary to run here)
     mlflow:5000   -> the tracking server on a free local port
+
+With docker-compose.seaweedfs.yml on top, that file's `seaweedfs` command runs with SeaweedFS's
+own `weed` binary, and its `create-bucket` job with this Python.
 
 A client that reaches the tracking server as 127.0.0.1:PORT sends that as its Host header,
 where the compose trainer sends mlflow:5000; so that name is added to `--allowed-hosts`,
@@ -36,92 +41,27 @@ from pathlib import Path
 
 import boto3
 import botocore.exceptions
+import docker_stack
 import psycopg2
-import yaml
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
-# ${VAR:-default} / ${VAR-default} / ${VAR} and the $$ escape, as Compose interpolates them.
-_COMPOSE_VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?::?-([^}]*))?\}")
-
-
-def _interpolate(value, variables: dict[str, str]):
-    """Fill in `${VAR:-default}` from `variables`, else the default (`$$` is a plain `$`)."""
-
-    def fill(match):
-        if match.group(0) == "$$":
-            return "$"
-        return variables.get(match.group(1)) or match.group(2) or ""
-
-    if isinstance(value, str):
-        return _COMPOSE_VARIABLE.sub(fill, value)
-    if isinstance(value, list):
-        return [_interpolate(v, variables) for v in value]
-    if isinstance(value, dict):
-        return {k: _interpolate(v, variables) for k, v in value.items()}
-    return value
-
-
 PROXIED_FILE = REPO / "docker-compose.proxied.yml"
 SEAWEEDFS_FILE = REPO / "docker-compose.seaweedfs.yml"
 
 
-class _Override:
-    """A value tagged `!override` in a compose file: it replaces instead of merging."""
-
-    def __init__(self, value):
-        self.value = value
-
-
-class ComposeLoader(yaml.SafeLoader):
-    """YAML as Compose reads it, with its `!override` tag."""
-
-
-def _construct_any(loader, node):
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_scalar(node)
-
-
-ComposeLoader.add_constructor("!override", lambda loader, node: _Override(_construct_any(loader, node)))
-# `!reset` removes what the files before set (Compose 2.24.4+): an empty value that replaces.
-ComposeLoader.add_constructor("!reset", lambda loader, node: _Override(None))
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    """The part of Compose's merge rules these files use: mappings merge key by key,
-    anything else (a command, say) is replaced, `!override` replaces a mapping too, and
-    `!reset` to nothing removes the key."""
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, _Override) and value.value is None:
-            merged.pop(key, None)
-        elif isinstance(value, _Override):
-            merged[key] = value.value
-        elif isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged[key] = _merge(base[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def compose_config(files: tuple[Path, ...] = (COMPOSE_FILE,)) -> dict:
-    """`docker compose -f A -f B config`, without the defaults filled in."""
-    config: dict = {}
-    for path in files:
-        config = _merge(config, yaml.load(path.read_text(), Loader=ComposeLoader))
-    return config
+def compose_config(files: tuple[Path, ...] = (COMPOSE_FILE,), variables: dict | None = None, **options) -> dict:
+    """`docker compose -f A -f B config`: what Compose itself makes of the files (docker_stack.py)."""
+    return docker_stack.compose_config(list(files), variables, **options)
 
 
 def compose_service(name: str, files: tuple[Path, ...] = (COMPOSE_FILE,), variables: dict | None = None) -> dict:
     """One service of the compose file(s), `${VAR:-default}` filled in from `variables`
     (a `.env` file's settings); by default the defaults, as on a machine with no `.env`."""
-    return _interpolate(compose_config(files)["services"][name], variables or {})
+    return compose_config(files, variables)["services"][name]
 
 
 def map_hosts(value: str, hosts: dict[str, str]) -> str:
@@ -404,11 +344,8 @@ def seaweedfs_command(workdir: Path) -> tuple[list[str], dict[str, str], int]:
     its environment and the S3 port."""
     files = (COMPOSE_FILE, SEAWEEDFS_FILE)
     service = compose_service("seaweedfs", files)
-    mounts = {}
-    for volume in service["volumes"]:
-        source, target = volume.split(":")[:2]
-        if source.startswith("./"):
-            mounts[target] = REPO / source
+    # Compose gives the bind mounts' sources as absolute paths: the repository's own files.
+    mounts = {volume["target"]: Path(volume["source"]) for volume in service["volumes"] if volume["type"] == "bind"}
     args, s3_port = [], None
     for arg in service["command"]:
         option, _, value = arg.partition("=")
