@@ -18,9 +18,10 @@ The time is that of the logging call only; the payload is made before it.
 
 On the local stack a second table shows which MLflow settings change `log_artifact` of the
 largest size: the multipart chunk size in direct mode, and proxied mode (docker-compose.proxied.yml,
-a second tracking server beside the first) with and without MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD,
-which applies from MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE (500 MiB) up: the last row lowers
-that to 100 MiB, so the client uploads the parts itself through presigned URLs.
+a second tracking server beside the first): with MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false as
+the compose trainer sets it, with MLflow's defaults (the server tells the client that multipart
+uploads are on, from MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE, 500 MiB, up), and with the
+threshold lowered to 100 MiB, so the client uploads the parts itself through presigned URLs.
 "S3 parts" is the number of parts the stored object was uploaded in (from its ETag).
 """
 
@@ -42,16 +43,21 @@ REPO = Path(__file__).resolve().parents[1]
 METHODS = ["boto3 upload_file", "log_artifact", "log_artifacts (100 files)", "log_text"]
 SIZES = {"1KiB": 1 << 10, "1MiB": 1 << 20, "64MiB": 64 << 20, "256MiB": 256 << 20}
 CHUNK = 8 << 20
-# (mode, setting, environment): the settings table, log_artifact only.
+# (mode, setting, environment): the settings table, log_artifact only. The proxied client starts
+# from the proxied trainer's environment, which sets MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD and
+# _DOWNLOAD to false; None removes a setting (MLflow's default).
+MLFLOW_DEFAULTS = {"MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": None, "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": None}
 SETTINGS = [
     ("direct", "defaults", {}),
     ("direct", "MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE=5242880", {"MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE": str(5 << 20)}),
-    ("proxied", "defaults", {}),
-    ("proxied", "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true", {"MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true"}),
+    ("proxied", "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false (as the compose trainer)", {}),
+    # Unset, the client asks the server, and a server with an S3 destination turns multipart on,
+    # from MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE (500 MiB) up: below it, one request.
+    ("proxied", "MLflow's defaults (multipart on, from 500 MiB)", MLFLOW_DEFAULTS),
     (
         "proxied",
-        "the same, and MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE=104857600",
-        {"MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true", "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(100 << 20)},
+        "MLflow's defaults, and MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE=104857600",
+        {**MLFLOW_DEFAULTS, "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(100 << 20)},
     ),
 ]
 
@@ -171,10 +177,13 @@ def report_settings(stack, proxied, size_name: str, repeat: int) -> None:
     print("|---|---|---:|---:|---:|")
     for mode, setting, extra in SETTINGS:
         env = dict(clean_env((stack if mode == "direct" else proxied).trainer_env), **extra)
+        env = {name: value for name, value in env.items() if value is not None}
         env["BENCHMARK_EXPERIMENT"] = f"benchmark-{mode}"
         result = run_case("log_artifact", size_name, env, repeat)
         if result is None:
             print(f"| {mode} | {setting} | failed | | |", flush=True)
+            server = (stack if mode == "direct" else proxied).server
+            print("(the tracking server's log ends:)\n" + server.log_tail(15), flush=True)
             continue
         parts = s3_parts(stack, result["artifact_uri"], destination)
         print(f"| {mode} | {setting} | {result['seconds']:.3f} | {result['peak_rss_mb']:.0f} | {parts} |", flush=True)

@@ -3,7 +3,8 @@
     .venv/bin/python scripts/upgrade_check.py            # the newest MLflow that installs
     .venv/bin/python scripts/upgrade_check.py 3.18.0     # a given version
 
-Every claim in the tutorials is a link `[✓](path/to/test_file.py "test_name")`. This runs
+Every claim in the tutorials and docs pages names its proof, a link whose text is the test's
+name: [`test_name`](path/to/test_file.py) (docs/maintainers.md, "Proofs"). This runs
 those tests twice against the same real servers the suite starts (PostgreSQL must be
 running, as for the tests): once here, on the pinned MLflow, and once in a throwaway
 virtual environment with the candidate MLflow and everything else as pinned. It prints a
@@ -20,9 +21,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TUTORIALS = [REPO / "README.md", *sorted((REPO / "examples").glob("*/README.md"))]
-# [✓](path "name"): the test file, and the test's name as the link's title.
-CLAIM_LINK = re.compile(r'\[✓\]\(([^ )]+) "(\w+)"\)')
+TUTORIALS = [REPO / "README.md", *sorted((REPO / "examples").glob("*/README.md")), *sorted((REPO / "docs").glob("*.md"))]
+# [`test_name`](path/to/test_file.py): the test's name as the link's text, its file as the target.
+CLAIM_LINK = re.compile(r"\[`(test_\w+)`\]\(([^ )#]+\.py)\)")
 PINNED = re.search(r"^mlflow(\[\w+\])?==([\w.]+)$", (REPO / "requirements.txt").read_text(), re.MULTILINE)
 
 
@@ -30,7 +31,7 @@ def claims() -> dict[str, Path]:
     """{test name: test file} for every claim link in the tutorials."""
     found = {}
     for readme in TUTORIALS:
-        for target, name in CLAIM_LINK.findall(readme.read_text()):
+        for name, target in CLAIM_LINK.findall(readme.read_text()):
             found[name] = (readme.parent / target).resolve()
     return found
 
@@ -57,10 +58,25 @@ def newest_versions() -> list[str]:
     return re.search(r"Available versions: (.*)", out).group(1).split(", ")
 
 
-def install_candidate(venv: Path, versions: list[str]) -> str | None:
-    """Install the first of `versions` that installs, with the other pins unchanged."""
+def why_it_does_not_install(pip_output: str) -> str:
+    """pip's reason, in one line: the package it cannot find and the one that asks for it
+    (mlflow 3.18.0 asks for an mlflow-tracing the package index does not serve yet)."""
+    wanted = re.search(r"satisfies the requirement (\S+) \(from ([^)]+)\)", pip_output)
+    if wanted:
+        return f"pip finds no {wanted.group(1)}, which {wanted.group(2)} requires"
+    missing = re.search(r"No matching distribution found for (\S+)", pip_output)
+    if missing:
+        return f"pip finds no {missing.group(1)}"
+    errors = [line.removeprefix("ERROR: ") for line in pip_output.splitlines() if line.startswith("ERROR")]
+    return errors[-1] if errors else "pip failed (run it again without -q to see why)"
+
+
+def install_candidate(venv: Path, versions: list[str]) -> tuple[str | None, list[str]]:
+    """Install the first of `versions` that installs, with the other pins unchanged. Returns it
+    (None if none does) and why each one before it did not."""
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = str(venv / "bin" / "pip")
+    failures = []
     for version in versions:
         pins = (
             (REPO / "requirements.txt")
@@ -72,10 +88,12 @@ def install_candidate(venv: Path, versions: list[str]) -> str | None:
         test_requirements = venv / "requirements-test.txt"
         test_requirements.write_text((REPO / "requirements-test.txt").read_text())
         print(f"installing mlflow {version} in {venv} ...", flush=True)
-        if subprocess.run([pip, "install", "-q", "-r", str(test_requirements)], cwd=venv).returncode == 0:
-            return version
-        print(f"mlflow {version} does not install here; trying the next one", flush=True)
-    return None
+        result = subprocess.run([pip, "install", "-q", "-r", str(test_requirements)], cwd=venv, capture_output=True, text=True)
+        if result.returncode == 0:
+            return version, failures
+        failures.append(f"mlflow {version}: {why_it_does_not_install(result.stdout + result.stderr)}")
+        print(f"{failures[-1]}; trying the next one", flush=True)
+    return None, failures
 
 
 def main() -> None:
@@ -85,9 +103,9 @@ def main() -> None:
         # Newest first; stop at the pinned version, which is known to install.
         newest = newest_versions()
         candidates = asked or newest[: newest.index(pinned_version) + 1]
-        candidate = install_candidate(Path(tmp) / "venv", candidates)
+        candidate, failures = install_candidate(Path(tmp) / "venv", candidates)
         if candidate is None:
-            sys.exit(f"error: none of {', '.join(candidates)} installs")
+            sys.exit(f"error: none of {', '.join(candidates)} installs here\n" + "\n".join(failures))
         print(f"claims on the pinned mlflow {pinned_version} ...", flush=True)
         pinned = run_claims(sys.executable, Path(tmp) / "pinned.xml")
         print(f"claims on mlflow {candidate} ...", flush=True)
