@@ -1,49 +1,43 @@
-"""One check for the artifact paths the examples hand to MLflow, before anything is uploaded.
+"""Checks for artifact paths that come from users (a form, a config file, a command line),
+before anything is logged: a refused path raises InvalidArtifactPath, an error:/fix: pair.
 
-MLflow checks paths only in some stores: the local folder refuses `/reports/notes.md` and
-`../x`, but a direct s3:// artifact root writes them as they are, outside the run (see the
-tutorial's safety checklist). So these functions do not hunt for bad forms; they accept
-only paths that every store stores, lists and gives back unchanged, and name the rule
-any other path breaks:
+    mlflow.log_text(text, artifact_file=checked_file(name_from_the_user))
+    mlflow.log_artifact(local, artifact_path=checked_folder(folder_from_the_user))
+    mlflow.log_table(df, artifact_file=checked_table_file(name_from_the_user))
 
-    mlflow.log_text(text, artifact_file=checked_file("reports/notes.md"))
-    mlflow.log_artifact(local, artifact_path=checked_folder("reports"))
-    mlflow.log_table(df, artifact_file=checked_table_file("tables/metrics.json"))
+A path written in the code itself needs none of this: the examples write plain strings.
 
-An accepted path is a string (a pathlib.Path is taken as its '/' form), relative, with '/'
-between at most MAX_NAMES names, and each name (a folder or the file):
-- is made of letters, marks and digits of any script, spaces and the SIGNS below, but no
-  invisible ones (Unicode's Default_Ignorable_Code_Point set, like U+3164 HANGUL FILLER or a
-  variation selector: a name that looks like another, or like nothing);
-- is in Unicode NFC, the form macOS, Windows and most keyboards write: 'é' as one character,
-  not 'e' + a combining accent (the same name to a reader, another key to S3), no Kelvin sign;
-- does not start with a combining mark (it would join the '/' before it);
-- is not empty, and does not start or end with a dot or a space;
-- is not a name Windows keeps for devices (CON, PRN, AUX, NUL, COM1, LPT1..., also CON.txt):
-  downloading it there fails;
-- is at most MAX_NAME_BYTES long, and the whole path at most MAX_PATH_BYTES.
-Anything else is refused, even what some stores keep: a short list is easy to trust.
-One thing no check of one path can see: 'Report.txt' and 'report.txt' are two files in every
-store, but one in a folder on macOS or Windows, so a download there keeps only one of them.
-What it keeps out, as seen with MLflow 3.17.2: control characters (tab and newline vanish or
-fail), '%' ('a%2Fb.txt' becomes 'a/b.txt' in proxied mode), '#' and '?' (the name is cut
-there), a leading space (listed without it), '\\' (kept inside a name), a leading dot
-(the local store refuses '..x/' and '.artifact.uploading.*'); also ':' '*' '"' '<' '>' '|'
-and a trailing dot or space, which Windows file names cannot hold, and invisible format
-characters.
+A path is text (a pathlib path is taken as its '/' form) with '/' between names. Refused is only
+what a store here breaks on, as measured with MLflow 3.17.2 (tests/test_artifact_paths_roundtrip.py
+logs every accepted path and downloads it back, from the embedded store, S3 direct and proxied):
+
+- empty, absolute ('/x', 'C:/x') or with a '..' name: a direct S3 root writes it outside the run;
+- an empty or '.' name ('a//b', './a'): S3 keeps the key, but MLflow's listing leaves it out;
+- a folder part that starts with '..' ('..x/y.md'): the embedded store refuses it;
+- a name that starts with '.artifact.uploading.': the embedded store keeps those for itself;
+- a name that starts with a space: the embedded store lists it, and cannot download it;
+- a control character (tab, newline, DEL): the download fails; S3 refuses a newline;
+- a backslash: SeaweedFS stores it as '/' ('a\\b.md' becomes the folder 'a' and the file 'b.md');
+- '#' or '?': the download cuts the name there;
+- '%' and two hex digits ('a%20b.txt'): the embedded store downloads 'a b.txt', which is not there;
+- a name over 200 bytes of UTF-8: boto3 downloads it under a longer temporary name, which the
+  file system refuses;
+- a path over 900 bytes: an S3 key holds 1,024, and MLflow puts up to 63 in front of the path;
+- checked_file: a path that ends with '/' (no file name); checked_table_file: a name that does
+  not end in .json or .parquet (log_table refuses it).
+
+Anything else is accepted: 'Q&A.md', 'notes [draft].md', '100%.png', 'README' (no extension),
+a folder 'model.v2'. One thing no check of one path can see: 'Report.txt' and 'report.txt' are
+two files in every store, but one in a folder on macOS or Windows, where a download keeps one.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from pathlib import PurePath
 
-from common.checks import FixableError
-
-SIGNS = " ._-()+,=@"
-ALLOWED = "letters, digits, spaces and . _ - ( ) + , = @"
+from common.checks.errors import FixableError
 
 # Lengths count UTF-8 bytes, as file systems and S3 do ('é' is 2 bytes, '图' 3).
 # One file or folder name: file systems allow 255 (ext4, APFS, NTFS...), but a download
@@ -54,20 +48,8 @@ MAX_NAME_BYTES = 200
 # '<experiment id>/<run id>/artifacts/' = 19 digits + 32 hex + 9 + 3 slashes.
 # 900 leaves 61 more for the artifact root's own folder (like 'proxied/' in proxied mode).
 MAX_PATH_BYTES = 900
-# Listing a run's tree asks the store once per folder (0.1-0.2 s each, for a whole run
-# through the tracking server): 447 nested folders took 95 s. 32 names keep that short.
-MAX_NAMES = 32
-
-# Names Windows keeps for devices, with any extension ('CON.txt'), in any case.
-WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL"} | {f"{kind}{n}" for kind in ("COM", "LPT") for n in "0123456789¹²³"}
-# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt): shown as nothing. The
-# letters and marks among them pass the category test below; the rest are format characters.
-DEFAULT_IGNORABLE = (
-    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
-    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
-    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
-    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
-)  # fmt: skip
+# The names MLflow's local artifact store keeps for the files it is writing.
+UPLOADING = ".artifact.uploading."
 
 
 class InvalidArtifactPath(FixableError, ValueError):
@@ -81,15 +63,8 @@ def checked_file(path: str | os.PathLike, extensions: tuple[str, ...] = ()) -> s
         _refuse(
             "artifact_file", path, "ends with '/', so it has no file name", f"name the file too, like '{path}notes.md'"
         )
-    _check_path(path, "artifact_file", "reports/notes.md", MAX_PATH_BYTES, MAX_NAMES)
+    _check_path(path, "artifact_file", "reports/notes.md", MAX_PATH_BYTES, is_file=True)
     name = path.rsplit("/", 1)[-1]
-    if "." not in name:
-        _refuse(
-            "artifact_file",
-            path,
-            "looks like a folder: artifact_file is the folder AND the file name",
-            f"add the file name, like '{path}/notes.md' (for a folder, use log_artifact's artifact_path)",
-        )
     if extensions and not name.endswith(extensions):
         _refuse(
             "artifact_file",
@@ -112,16 +87,8 @@ def checked_folder(path: str | os.PathLike) -> str:
     """
     path = _as_text(path)
     # log_artifact adds '/' and the local file's name (up to MAX_NAME_BYTES): leave room for it.
-    _check_path(path, "artifact_path", "reports", MAX_PATH_BYTES - MAX_NAME_BYTES - 1, MAX_NAMES - 1)
-    path = path.removesuffix("/")
-    if re.search(r"\.[A-Za-z][A-Za-z0-9]{0,4}$", path):
-        _refuse(
-            "artifact_path",
-            path,
-            "looks like a file name: artifact_path is a folder only",
-            "give the folder, like 'reports'; the file name comes from the local file",
-        )
-    return path
+    _check_path(path, "artifact_path", "reports", MAX_PATH_BYTES - MAX_NAME_BYTES - 1, is_file=False)
+    return path.removesuffix("/")
 
 
 def _as_text(path):
@@ -131,51 +98,51 @@ def _as_text(path):
     return os.fspath(path) if isinstance(path, os.PathLike) else path
 
 
-def _check_path(path: str, argument: str, example: str, max_bytes: int, max_names: int) -> None:
+def _check_path(path: str, argument: str, example: str, max_bytes: int, is_file: bool) -> None:
     """The rules every artifact path follows (see the top of this file)."""
     relative = f"use a relative path with '/' between folders, like '{example}'"
     if not isinstance(path, str):
         _refuse(argument, path, f"is not text ({type(path).__name__})", relative)
     if not path.strip():
         _refuse(argument, path, "is empty", relative)
-    if "\\" in path:
-        _refuse(argument, path, "contains a backslash, which MLflow keeps as part of a file name", relative)
     if path.startswith("/") or re.match(r"[A-Za-z]:(/|$)", path):
-        _refuse(argument, path, "is absolute", relative)
+        _refuse(argument, path, "is absolute: a direct S3 root would write it outside the run", relative)
     names = path.removesuffix("/").split("/")  # a folder's one trailing '/' (a file's is refused before)
     if ".." in names:
-        _refuse(argument, path, "contains '..'", relative)
+        _refuse(argument, path, "contains '..': a direct S3 root would write it outside the run", relative)
     if "" in names or "." in names:
-        _refuse(argument, path, "contains an empty or '.' folder", relative)
-    if len(names) > max_names:
-        _refuse(argument, path, f"has {len(names)} names; at most {max_names} are allowed", "use fewer folders")
+        _refuse(argument, path, "contains an empty or '.' folder, which MLflow's listing leaves out", relative)
+    folder = path.rpartition("/")[0] if is_file else path
+    if folder.startswith(".."):
+        _refuse(argument, path, "starts with a folder named '..', which the embedded store refuses", relative)
+    control = re.search(r"[\x00-\x1f\x7f]", path)
+    if control:
+        char = control.group(0)
+        _refuse(argument, path, f"contains {char!r} (U+{ord(char):04X}), which a download loses", "remove it")
+    if "\\" in path:
+        _refuse(argument, path, "contains a backslash, which SeaweedFS stores as '/'", relative)
+    for char in "#?":
+        if char in path:
+            _refuse(argument, path, f"contains {char!r}, where a download cuts the name", f"remove the {char!r}")
+    escape = re.search(r"%[0-9A-Fa-f]{2}", path)
+    if escape:
+        _refuse(
+            argument,
+            path,
+            f"contains {escape.group(0)!r}, which the embedded store decodes, so the download fails",
+            "write the character itself, or another one, instead of '%' and two hex digits",
+        )
     for name in names:
-        for char in name:
-            if char not in SIGNS and unicodedata.category(char)[0] not in "LMN" or _ignorable(char):
-                _refuse(argument, path, f"contains {char!r} (U+{ord(char):04X})", f"use only {ALLOWED}")
-        if not unicodedata.is_normalized("NFC", name):
-            nfc = unicodedata.normalize("NFC", name)
-            # ascii() shows the difference the eye cannot see: 'e\u0301' against '\xe9'.
-            rule = f"has a name not in Unicode NFC form, {ascii(name)}"
-            _refuse(argument, path, rule, f"write it as {nfc!r} ({ascii(nfc)})")
-        if unicodedata.category(name[0]).startswith("M"):
-            rule = f"has a name that starts with a combining mark (U+{ord(name[0]):04X})"
-            _refuse(argument, path, rule, "start the name with a letter or a digit")
-        stem, dot, extension = name.partition(".")
-        if stem.rstrip(" ").upper() in WINDOWS_DEVICES:
-            rule = f"has a name Windows keeps for a device, {name!r}"
-            _refuse(argument, path, rule, f"rename it, like '{stem}_file{dot}{extension}'")
-        if name != name.strip(". "):
-            rule = f"has a name that starts or ends with a dot or a space, {name!r}"
-            _refuse(argument, path, rule, "remove the dot or space from the start and end of the name")
+        if name.startswith(UPLOADING):
+            _refuse(argument, path, f"has a name starting with {UPLOADING!r}, which the embedded store keeps", "rename it")
+        if name.startswith(" "):
+            rule = f"has a name that starts with a space, {name!r}, which the embedded store cannot download"
+            _refuse(argument, path, rule, "remove the space from the start of the name")
         if len(name.encode()) > MAX_NAME_BYTES:
-            _refuse(argument, path, f"has a name longer than {MAX_NAME_BYTES} bytes", "shorten it")
+            rule = f"has a name longer than {MAX_NAME_BYTES} bytes, which an S3 download cannot write"
+            _refuse(argument, path, rule, "shorten it")
     if len(path.removesuffix("/").encode()) > max_bytes:
-        _refuse(argument, path, f"is longer than {max_bytes} bytes", "shorten it, or use fewer folders")
-
-
-def _ignorable(char: str) -> bool:
-    return any(low <= ord(char) <= high for low, high in DEFAULT_IGNORABLE)
+        _refuse(argument, path, f"is longer than {max_bytes} bytes (S3 keys hold 1,024)", "shorten it, or use fewer folders")
 
 
 def _refuse(argument: str, path, rule: str, fix: str):

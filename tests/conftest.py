@@ -16,6 +16,7 @@ from pathlib import Path
 import boto3
 import mlflow
 import pytest
+from docker_stack import compose_problem
 from stack import (
     COMPOSE_FILE,
     PROXIED_FILE,
@@ -34,6 +35,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # pytest-xdist hands whole modules to the test processes in collection order
 # (--no-loadscope-reorder in pytest.ini): the longest go first, so the processes end together.
 LONGEST_FIRST = [
+    "test_compose_docker",
     "test_fault_matrix",
     "test_faults_embedded",
     "test_faults_s3",
@@ -42,9 +44,21 @@ LONGEST_FIRST = [
     "test_seaweedfs",
     "test_ui",
     "test_load",
-    "test_artifact_paths_roundtrip",
     "test_production",
+    "test_artifact_paths_roundtrip",
+    "test_mlflow_ui",
 ]
+
+# The lesson's proofs: the tests its sections name (`pytest -m lesson`), but for the Docker
+# ones, which build and start the whole compose stack (minutes, not seconds).
+LESSON = REPO / "examples/02_artifacts/README.md"
+NOT_IN_THE_QUICK_CHECK = {"test_compose_docker"}
+
+
+def lesson_proofs() -> set[tuple[str, str]]:
+    """(module, test name) of every proof the lesson names."""
+    found = re.findall(r"\[`(test_\w+)`\]\(\.\./\.\./tests/(\w+)\.py\)", LESSON.read_text())
+    return {(module, name) for name, module in found if module not in NOT_IN_THE_QUICK_CHECK}
 
 
 def pytest_collection_modifyitems(items):
@@ -53,6 +67,10 @@ def pytest_collection_modifyitems(items):
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: each module keeps its own order
+    proofs = lesson_proofs()
+    for item in items:
+        if (item.module.__name__, getattr(item, "originalname", item.name)) in proofs:
+            item.add_marker(pytest.mark.lesson)
 
 
 def service_missing(message: str):
@@ -70,6 +88,9 @@ def run_script(script: str, cwd: Path, env: dict[str, str], args: list[str] = ()
 
 
 def _local_stack(s3: str, tmp_path_factory):
+    problem = compose_problem()
+    if problem:  # Compose itself reads the compose files for the stack
+        service_missing(f"Docker Compose: {problem}")
     problem = postgres_problem(POSTGRES_ADMIN_URL)
     if problem:
         service_missing(

@@ -487,10 +487,10 @@ def test_log_model_artifact_path_is_deprecated(run):
 
 
 def gc_command(store: str) -> list[str]:
-    """The tutorial's `mlflow gc` line for the embedded store, the compose stack, or (store
+    """The `mlflow gc` line of docs/object-stores.md for the embedded store, the compose stack, or (store
     "proxied") the compose stack in proxied mode."""
-    tutorial = (REPO / "examples/02_artifacts/README.md").read_text()
-    block = tutorial.split("### (H)")[1].split("```bash\n")[1].split("```")[0]
+    page = (REPO / "docs/object-stores.md").read_text()
+    block = page.split("## Deleting for good")[1].split("```bash\n")[1].split("```")[0]
     lines = [line for line in block.splitlines() if "mlflow gc" in line]
     line = next(
         line
@@ -534,7 +534,7 @@ def test_gc_removes_the_files_with_a_key_that_may_delete(run, s3_stack, request)
 
 
 def run_gc(store: str, request, key: dict | None = None) -> subprocess.CompletedProcess:
-    """The tutorial's gc line, in the folder of mlflow.db or as in the mlflow container."""
+    """The gc line of docs/object-stores.md, in the folder of mlflow.db or as in the mlflow container."""
     if store != "embedded":
         return gc_in_the_mlflow_container(request.getfixturevalue(S3_STACKS[store]), gc_command(store), key=key)
     return run_mlflow_cli(gc_command(store), clean_env({}), request.getfixturevalue("embedded_dir"))

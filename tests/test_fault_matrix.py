@@ -2,7 +2,7 @@
 embedded default's own faults are in test_faults_embedded.py).
 
 As in test_faults.py, each fault runs the three entry points at once (the preflight
-`python -m common.mlflow_env` and both examples) with the compose trainer's environment and
+`python -m common.checks` and both examples) with the compose trainer's environment and
 one thing broken, and checks the two-line message. A fault that needs a misbehaving server
 gets a FaultyServer on a free loopback port: a fake that answers every request the same way
 (a web page, S3's 503 SlowDown), or a proxy in front of the real tracking server or S3 server
@@ -29,7 +29,7 @@ import pytest
 from conftest import POSTGRES_ADMIN_URL, printed
 from mlflow import MlflowClient
 
-from common.checks import FAIL_FAST
+from common.checks.settings import FAIL_FAST
 from stack import REPO, clean_env, compose_environment, compose_service, free_port, fresh_database
 from test_faults import (
     MESSAGES,
@@ -288,7 +288,7 @@ def test_proxied_server_that_cannot_reach_its_store(proxied, proxied_run, tmp_pa
 
 def run_one_fault_each(faults, trainer_env, tmp_path):
     """Three faults at once, one for each entry point: they all start with the same checks
-    (set_experiment's), so one entry point per fault is enough. `faults` lists, per entry point,
+    (checked_setup's), so one entry point per fault is enough. `faults` lists, per entry point,
     (settings, the fault's MESSAGES key, phrases); each result is checked against its fault."""
     entries = [PREFLIGHT, *SCRIPTS]
     # No proxy from this machine's environment: only the one a fault sets.
@@ -746,8 +746,8 @@ def test_a_key_s3_refuses_is_not_called_a_missing_bucket(stack, trainer_env, tmp
     The examples' path checks refuse such a path first, so this logs it with MLflow directly."""
     log_a_newline = (
         "import mlflow\n"
-        "from common.checks import exit_on_error\n"
-        "with exit_on_error():\n"
+        "from common.checks import checked_setup\n"
+        "with checked_setup('fault-matrix'):\n"
         "    mlflow.set_experiment('fault-matrix')\n"
         "    with mlflow.start_run():\n"
         "        mlflow.log_text('x', artifact_file='reports/notes\\n.md')\n"
@@ -798,11 +798,11 @@ def test_no_writable_temp_folder(trainer_env, tmp_path):
 
 # --- the handler itself -------------------------------------------------------------------------
 
-# Raised inside exit_on_error, one after the other, in a process of its own.
+# Raised inside checked_setup, one after the other, in a process of its own.
 RAISE_EACH = """
 import contextlib, io, json, sys
 import botocore.exceptions, mlflow, requests
-from common.checks import exit_on_error
+from common.checks import checked_setup
 
 errors = {
     "requests, response None": requests.exceptions.InvalidURL("No host supplied"),
@@ -819,20 +819,24 @@ errors = {
     "too many open files": OSError(24, "Too many open files", "/tmp/tmpabc"),
     "a bug in our code": KeyError("oops"),
 }
+# The embedded database is made once first: MLflow's own lines about making it stay out of
+# the output compared below.
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), checked_setup("fault-matrix"):
+    pass
 outcome = {}
 for name, error in errors.items():
     stderr = io.StringIO()
     try:
-        with contextlib.redirect_stderr(stderr), exit_on_error():
+        with contextlib.redirect_stderr(stderr), checked_setup("fault-matrix"):
             raise error
     except SystemExit as exit:
         outcome[name] = [exit.code, stderr.getvalue()]
     except Exception as kept:
         outcome[name] = ["raised", type(kept).__name__]
-# The generic fix, in the preflight: not "check what `python -m common.mlflow_env` prints" again.
-sys.argv[0] = "common/mlflow_env.py"
+# The generic fix, in the preflight: not "check what `python -m common.checks` prints" again.
+sys.argv[0] = "common/checks/__main__.py"
 try:
-    with contextlib.redirect_stderr(stderr := io.StringIO()), exit_on_error():
+    with contextlib.redirect_stderr(stderr := io.StringIO()), checked_setup("fault-matrix"):
         raise mlflow.MlflowException("something new")
 except SystemExit as exit:
     outcome["MLflow, in the preflight"] = [exit.code, stderr.getvalue()]
@@ -840,7 +844,7 @@ print(json.dumps(outcome))
 """
 
 
-def test_exit_on_error_never_crashes(tmp_path):
+def test_checked_setup_never_crashes(tmp_path):
     """A set-up problem of any shape gets its two lines; only a bug in our code keeps its traceback."""
     result = subprocess.run(
         [sys.executable, "-c", RAISE_EACH],
@@ -858,7 +862,7 @@ def test_exit_on_error_never_crashes(tmp_path):
         assert code == 1 and [line.split(":")[0] for line in lines] == ["error", "fix"], (name, stderr)
     assert "answered 418 Teapot to PutObject: I am a teapot" in outcome["S3 code nobody knows"][1]
     assert "first line second line" in outcome["MLflow, two lines"][1]
-    assert "python -m common.mlflow_env" in outcome["MLflow, two lines"][1]
+    assert "python -m common.checks" in outcome["MLflow, two lines"][1]
     assert "compare your settings with the troubleshooting table" in outcome["MLflow, in the preflight"][1]
     assert "`ulimit -n 4096`" in outcome["too many open files"][1]
     assert "has expired" in outcome["S3 token expired"][1] and "get new temporary credentials" in outcome["S3 token expired"][1]

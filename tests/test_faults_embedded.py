@@ -57,7 +57,7 @@ def test_first_run_stopped_while_the_database_is_made(pause, tmp_path):
     time.sleep(pause)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode in (0, 1) and "Traceback" not in stderr, stderr
+    assert process.returncode in (0, 130) and "Traceback" not in stderr, stderr  # 130: stopped by Ctrl+C
     assert not list(tmp_path.glob("mlflow.db.*.new"))  # nothing half-made left behind
     result, _ = run_and_time(SCRIPTS[0], clean_env({}), tmp_path)
     assert result.returncode == 0, result.stderr

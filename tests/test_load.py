@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import printed
@@ -51,3 +53,17 @@ def test_concurrent_runs_then_server_restart(mlflow_store, stack, trainer_env, t
         run = client.get_run(run_id)
         assert run.info.status == "FINISHED"
         assert sorted(artifact_tree(run_id)) == EXPECTED_FILES
+
+
+def test_run_py_requests_to_the_tracking_server_in_direct_mode(stack, trainer_env, tmp_path):
+    """Counted in the compose server's access log: in direct mode the files go to S3, so the
+    server gets fewer requests than a server that takes the files too (see test_production.py)."""
+    before = len(stack.server.log.read_text().splitlines())
+    result = subprocess.run([sys.executable, str(REPO / "examples/02_artifacts/run.py")], cwd=tmp_path,
+                            env=trainer_env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    time.sleep(1)  # the access log's last lines
+    lines = stack.server.log.read_text().splitlines()[before:]
+    made = [line for line in lines if re.search(r'"(?:GET|POST|PUT|PATCH|DELETE|HEAD) /\S* HTTP', line)]
+    print(f"\nrun.py against the compose server, direct mode: {len(made)} HTTP requests")
+    assert 20 <= len(made) <= 40, made

@@ -1,4 +1,4 @@
-"""`python -m common.mlflow_env`: where things will go, and whether each part answers."""
+"""`python -m common.checks`: where things will go, and whether each part answers."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import pytest
 from conftest import expected_output, printed, same_form
 from stack import REPO, clean_env, free_port
 
-TUTORIAL = REPO / "examples/02_artifacts/README.md"
+TROUBLESHOOTING = REPO / "docs/troubleshooting.md"
 
 
 def preflight(env, cwd):
     """The preflight command, run from the repository root as the tutorial says."""
     return subprocess.run(
-        [sys.executable, "-m", "common.mlflow_env"],
+        [sys.executable, "-m", "common.checks"],
         cwd=cwd,
         env=dict(env, PYTHONPATH=str(REPO)),
         capture_output=True,
@@ -44,7 +44,7 @@ def test_preflight_on_the_compose_stack(stack, trainer_env, tmp_path):
     assert trainer_env["AWS_SECRET_ACCESS_KEY"] not in out + result.stderr
     # The tutorial shows this output, local addresses written as the compose names.
     compose_names = {local: name for name, local in stack.hosts.items()}
-    assert same_form(out, compose_names) == same_form(expected_output(TUTORIAL, "Expected with Docker"))
+    assert same_form(out, compose_names) == same_form(expected_output(TROUBLESHOOTING, "Expected with Docker"))
 
 
 def test_preflight_on_the_embedded_default(tmp_path):
@@ -55,7 +55,7 @@ def test_preflight_on_the_embedded_default(tmp_path):
     assert printed(result.stdout, "tracking URI") == f"sqlite:///{tmp_path}/mlflow.db"
     assert printed(result.stdout, "artifact store") == "local folder"
     assert "S3" not in result.stdout  # no S3 in use, nothing to say about it
-    shown = expected_output(TUTORIAL, "Expected without Docker")
+    shown = expected_output(TROUBLESHOOTING, "Expected without Docker")
     real = same_form(result.stdout, {str(tmp_path): "/home/you/mlflow-artifacts", ui_url: "http://127.0.0.1:5000"})
     assert real == same_form(shown)
 

@@ -14,9 +14,8 @@ import mlflow
 
 # Let `python examples/01_log_artifact/run.py` import the shared helper from common/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from common.artifact_paths import checked_folder  # noqa: E402
-from common.checks import exit_on_error  # noqa: E402
-from common.mlflow_env import artifact_tree, set_experiment, ui_link  # noqa: E402
+from common.checks import checked_setup  # noqa: E402
+from common.mlflow_env import artifact_tree, ui_link, use_experiment  # noqa: E402
 
 EXPERIMENT = "01-log-artifact"
 RUN_NAME = "report_upload"
@@ -24,7 +23,7 @@ RUN_NAME = "report_upload"
 
 def main() -> None:
     # 1) Choose the experiment (created on first use).
-    set_experiment(EXPERIMENT)
+    use_experiment(EXPERIMENT)
 
     # 2) Write a local file. It is relative to where you run the script; in the
     #    compose trainer that is /work, the project folder mounted from your host.
@@ -34,7 +33,7 @@ def main() -> None:
 
     # 3) Upload it: artifact_path is a FOLDER; the name comes from the local file.
     with mlflow.start_run(run_name=RUN_NAME) as run:
-        mlflow.log_artifact(str(report), artifact_path=checked_folder("reports"))
+        mlflow.log_artifact(str(report), artifact_path="reports")
         print(f"run id         : {run.info.run_id}")
         print("logged         : reports/report.txt (log_artifact)")
 
@@ -47,7 +46,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # A service down or a setting missing ends in one message that says what to do
-    # (add --debug for the traceback).
-    with exit_on_error():
+    # Not part of the lesson: turns a set-up problem (a service down, a setting missing)
+    # into one error:/fix: message (docs/troubleshooting.md). Plain `main()` works too.
+    with checked_setup(EXPERIMENT):
         main()

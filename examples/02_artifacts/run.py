@@ -17,9 +17,8 @@ import pandas as pd
 
 # Let `python examples/02_artifacts/run.py` import the shared helper from common/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from common.artifact_paths import checked_file, checked_folder, checked_table_file  # noqa: E402
-from common.checks import exit_on_error  # noqa: E402
-from common.mlflow_env import artifact_tree, set_experiment, ui_link  # noqa: E402
+from common.checks import checked_setup  # noqa: E402
+from common.mlflow_env import artifact_tree, ui_link, use_experiment  # noqa: E402
 
 EXPERIMENT = "02-artifacts"
 RUN_NAME = "artifact_examples"
@@ -56,9 +55,8 @@ def make_gradient(size: int = 256) -> np.ndarray:
 
 
 def main() -> None:
-    # 1) Choose the experiment (created on first use), after checking that the
-    #    tracking server and the artifact store answer.
-    set_experiment(EXPERIMENT)
+    # 1) Choose the experiment (created on first use).
+    use_experiment(EXPERIMENT)
     metrics = make_metrics()
 
     # 2) Start the run. If anything below raises, MLflow marks the run FAILED.
@@ -67,11 +65,11 @@ def main() -> None:
         print(f"artifact URI   : {mlflow.get_artifact_uri()}")
 
         # 3) Text: artifact_file is the path AND the file name inside the run.
-        mlflow.log_text(NOTES, artifact_file=checked_file("reports/notes.md"))
+        mlflow.log_text(NOTES, artifact_file="reports/notes.md")
         print("logged         : reports/notes.md (log_text)")
 
         # 4) A dict: the extension (.json / .yaml) picks the format.
-        mlflow.log_dict(CONFIG, artifact_file=checked_file("configs/train_config.json"))
+        mlflow.log_dict(CONFIG, artifact_file="configs/train_config.json")
         print("logged         : configs/train_config.json (log_dict)")
 
         # 5) A file you write yourself: log_artifact takes a local file and a
@@ -80,16 +78,16 @@ def main() -> None:
         with TemporaryDirectory() as tmp:
             csv_file = Path(tmp) / "metrics.csv"
             metrics.to_csv(csv_file, index=False)
-            mlflow.log_artifact(str(csv_file), artifact_path=checked_folder("data"))
+            mlflow.log_artifact(str(csv_file), artifact_path="data")
         print("logged         : data/metrics.csv (log_artifact)")
 
         # 6) A table: stored as JSON the UI can show as a table.
         #    Careful: logging to the same file again APPENDS rows.
-        mlflow.log_table(metrics, artifact_file=checked_table_file("tables/metrics.json"))
+        mlflow.log_table(metrics, artifact_file="tables/metrics.json")
         print("logged         : tables/metrics.json (log_table)")
 
         # 7) An image: a numpy uint8 array (or a PIL image) becomes a PNG.
-        mlflow.log_image(make_gradient(), artifact_file=checked_file("images/gradient.png"))
+        mlflow.log_image(make_gradient(), artifact_file="images/gradient.png")
         print("logged         : images/gradient.png (log_image)")
 
     # 8) Read back what really landed in the artifact store.
@@ -100,7 +98,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # A service down or a setting missing ends in one message that says what to do
-    # (add --debug for the traceback).
-    with exit_on_error():
+    # Not part of the lesson: turns a set-up problem (a service down, a setting missing)
+    # into one error:/fix: message (docs/troubleshooting.md). Plain `main()` works too.
+    with checked_setup(EXPERIMENT):
         main()

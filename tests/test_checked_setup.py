@@ -1,0 +1,232 @@
+"""checked_setup changes the process for its block only, and a learner's own mistake stays theirs.
+
+Real processes: a small script runs a learner's own code under `with checked_setup(...)`, then
+more of their own code after it (a loop), on MLflow's embedded store in a temporary folder.
+After the block, the process is as it was: a stop signal does what it does to any Python
+program, a child process gets the signal dispositions its parent had, `nohup` still protects
+against SIGHUP, and os.environ, the two hooks and boto3's default session are the ones from
+before. Inside it, MLflow's own error for a learner's mistake keeps its message and traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+from stack import REPO, clean_env
+
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
+
+LEARNER = """
+import json, os, signal, subprocess, sys, time
+import boto3, mlflow
+from common.checks import checked_setup
+
+STOPS = [getattr(signal, name) for name in %(stops)r]
+
+
+def state():
+    return {
+        "environ": dict(os.environ),
+        "excepthook": sys.excepthook,
+        "unraisablehook": sys.unraisablehook,
+        "boto3 session": boto3.DEFAULT_SESSION,
+        "handlers": {int(s): signal.getsignal(s) for s in STOPS},
+    }
+
+
+def child_ignores():
+    status = subprocess.run(["cat", "/proc/self/status"], capture_output=True, text=True).stdout
+    return next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
+
+
+before, ignored_before = state(), child_ignores()
+with checked_setup("learner"):
+    with mlflow.start_run() as run:
+        print("run", run.info.run_id, flush=True)
+        if "mistake" in sys.argv:
+            mlflow.log_metric("acc", "high")
+        if "wait inside" in sys.argv:
+            print("waiting inside", flush=True)
+            time.sleep(60)
+    boto3.setup_default_session()  # changed inside the block: put back too
+    os.environ["SET_INSIDE"] = "1"
+after = state()
+print("same", json.dumps({key: before[key] == after[key] for key in before}), flush=True)
+print("child ignores", json.dumps([ignored_before, child_ignores()]), flush=True)
+if "loop" in sys.argv:  # the learner's own loop, after the block
+    print("looping", flush=True)
+    for _ in range(600):
+        time.sleep(0.1)
+    print("loop ended", flush=True)
+""" % {"stops": STOP_SIGNALS}
+
+
+def default_signals():
+    """In the child, before Python starts: every stop signal at its default, whatever the test runner set."""
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
+def start(tmp_path, *args, prefix=()):
+    return subprocess.Popen(
+        [*prefix, sys.executable, "-c", LEARNER, *args],
+        cwd=tmp_path,
+        env=clean_env({"PYTHONPATH": str(REPO)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_signals,
+    )
+
+
+def read_until(process, start_of_line: str) -> list[str]:
+    """The lines `process` printed, up to the one that starts with `start_of_line`."""
+    lines = []
+    while not (lines and lines[-1].startswith(start_of_line)):
+        line = process.stdout.readline()
+        assert line, f"ended before {start_of_line!r}: {lines} {process.communicate()[1]}"
+        lines.append(line)
+    return lines
+
+
+def run_status(tmp_path, run_id: str) -> str:
+    return mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id).info.status
+
+
+def test_the_process_is_as_before_after_the_block(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", LEARNER], cwd=tmp_path, env=clean_env({"PYTHONPATH": str(REPO)}),
+        capture_output=True, text=True, timeout=120, preexec_fn=default_signals,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    same = json.loads(result.stdout.split("same ", 1)[1].splitlines()[0])
+    assert same == {"environ": True, "excepthook": True, "unraisablehook": True, "boto3 session": True, "handlers": True}
+    # A child started after the block ignores what one started before it ignores (no stop signal).
+    before, after = json.loads(result.stdout.split("child ignores ", 1)[1].splitlines()[0])
+    assert before == after
+    stop_bits = sum(1 << (getattr(signal, name) - 1) for name in STOP_SIGNALS)
+    assert int(after, 16) & stop_bits == 0
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_the_learners_own_loop_after_the_block_stops(stop, tmp_path):
+    """Ctrl+C gets Python's own KeyboardInterrupt; `kill` (SIGTERM) ends it as any program."""
+    process = start(tmp_path, "loop")
+    run_id = read_until(process, "run")[-1].split()[1]
+    read_until(process, "looping")
+    process.send_signal(stop)
+    stdout, stderr = process.communicate(timeout=60)
+    assert "loop ended" not in stdout
+    if stop == signal.SIGINT:
+        assert process.returncode in (130, -signal.SIGINT) and "KeyboardInterrupt" in stderr, stderr
+    else:
+        assert process.returncode == -signal.SIGTERM, stderr  # a shell says 143
+    assert "error:" not in stderr
+    assert run_status(tmp_path, run_id) == "FINISHED"
+
+
+def test_timeout_stops_the_learners_own_loop(tmp_path):
+    """`timeout 300 python ...`, its time made up at once when the block has ended and the loop
+    runs (GNU timeout takes a SIGALRM as its timer running out): it sends SIGTERM, which ends
+    the command; timeout then says 124."""
+    process = start(tmp_path, "loop", prefix=("timeout", "300"))
+    read_until(process, "looping")
+    process.send_signal(signal.SIGALRM)  # to timeout itself
+    stdout, stderr = process.communicate(timeout=60)
+    assert "loop ended" not in stdout and "error:" not in stderr, stdout + stderr
+    assert process.returncode == 124, stderr  # timeout's own status: it had to stop the command
+
+
+def test_nohup_still_protects_against_sighup(tmp_path):
+    """nohup starts the command with SIGHUP ignored: a closed terminal must not stop it, in the
+    block or after it (checked_setup leaves an ignored signal ignored)."""
+    process = start(tmp_path, "loop", "wait inside", prefix=("nohup",))
+    run_id = read_until(process, "run")[-1].split()[1]
+    read_until(process, "waiting inside")
+    process.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    assert process.poll() is None, process.communicate()
+    process.send_signal(signal.SIGTERM)  # inside the block: the run ends FAILED, exit 143
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and f"error: stopped by SIGTERM (run {run_id} is marked FAILED)" in stderr
+    # After the block.
+    process = start(tmp_path, "loop", prefix=("nohup",))
+    read_until(process, "looping")
+    process.send_signal(signal.SIGHUP)
+    time.sleep(1)
+    assert process.poll() is None, process.communicate()
+    process.kill()
+    process.communicate(timeout=60)
+
+
+def test_a_learners_mistake_keeps_mlflows_message_and_traceback(tmp_path):
+    process = start(tmp_path, "mistake")
+    stdout, stderr = process.communicate(timeout=120)
+    run_id = stdout.split("run ", 1)[1].split()[0]
+    assert process.returncode == 1
+    assert "Traceback (most recent call last)" in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "mlflow.exceptions.MlflowException: Invalid value \"high\" for parameter 'value' supplied: "
+        + stderr.strip().splitlines()[-1].split("supplied: ", 1)[1]
+    )
+    assert "Please specify value as a valid double" in stderr
+    assert "error:" not in stderr and "fix:" not in stderr
+    assert run_status(tmp_path, run_id) == "FAILED"
+
+
+def test_ctrl_c_inside_the_block(tmp_path):
+    process = start(tmp_path, "wait inside")
+    run_id = read_until(process, "run")[-1].split()[1]
+    read_until(process, "waiting inside")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-2:] == [
+        f"error: stopped with Ctrl+C (run {run_id} is marked FAILED)",
+        "fix: run the same command again when you want to",
+    ]
+    assert run_status(tmp_path, run_id) == "FAILED"
+
+
+IMPORTS = """
+import atexit, json, os, pkgutil, signal, sys, importlib
+# The libraries the helpers use, first: what they do at import is theirs.
+import boto3, botocore.session, mlflow, requests, sqlalchemy, urllib3
+
+
+def state():
+    return {
+        "environ": dict(os.environ),
+        "handlers": {int(s): repr(signal.getsignal(s)) for s in signal.valid_signals() if signal.getsignal(s) is not None},
+        "hooks": [repr(sys.excepthook), repr(sys.unraisablehook), repr(sys.displayhook)],
+        "boto3 session": repr(boto3.DEFAULT_SESSION),
+        "atexit": atexit._ncallbacks(),
+        "streams": [sys.stdout.errors, sys.stderr.errors],
+    }
+
+
+before = state()
+import common.mlflow_env, common.checks, common.artifact_paths
+import common.checks.__main__ as preflight  # noqa: F401 (its main() runs only as a command)
+for module in pkgutil.iter_modules(common.checks.__path__):
+    importlib.import_module(f"common.checks.{module.name}")
+after = state()
+print(json.dumps({key: before[key] == after[key] for key in before}))
+"""
+
+
+def test_importing_the_helpers_changes_nothing(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTS], cwd=tmp_path, env=clean_env({"PYTHONPATH": str(REPO)}),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == dict.fromkeys(
+        ["environ", "handlers", "hooks", "boto3 session", "atexit", "streams"], True
+    )
