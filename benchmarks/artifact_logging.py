@@ -169,7 +169,7 @@ def s3_parts(stack, artifact_uri: str, destination: str) -> str:
 
 def report_settings(stack, proxied, size_name: str, repeat: int) -> None:
     """log_artifact of `size_name` under each of SETTINGS."""
-    from stack import argument, clean_env
+    from support.stack import argument, clean_env
 
     destination = argument(proxied.server_command, "--artifacts-destination")
     print(f"\nSettings, log_artifact of {size_name}:\n")
@@ -207,7 +207,7 @@ def main() -> None:
         report(env, args.sizes, args.repeat, f"given: {args.tracking_uri}, S3 at {args.s3_endpoint}")
         return
     sys.path.insert(0, str(REPO / "tests"))
-    from stack import COMPOSE_FILE, PROXIED_FILE, clean_env, local_stack
+    from support.stack import COMPOSE_FILE, PROXIED_FILE, clean_env, local_stack
 
     admin_url = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     with tempfile.TemporaryDirectory() as workdir, local_stack(Path(workdir), admin_url, args.s3) as stack:

@@ -11,7 +11,7 @@ It takes about a minute per Python (about 210 MB of packages each), so it is not
 
 `RELEASE:PYTHON` runs the same command in a container of that Debian release with its PYTHON
 (Debian 14, "forky", has python3.14), for a Python this machine does not have. The container
-is made from Debian's packages, as the tests make their stand-in images (tests/docker_stack.py):
+is made from Debian's packages, as the tests make their stand-in images (tests/support/docker_stack.py):
 it needs a Docker engine, mmdebstrap, and this machine's Debian package sources.
 """
 
@@ -80,7 +80,7 @@ def try_in_debian(release: str, python: str) -> tuple[str, str, str, float, str]
     import ssl
 
     sys.path.insert(0, str(REPO / "tests"))
-    from docker_stack import _rootfs
+    from support.docker_stack import _rootfs
 
     image = _rootfs(release, [python, f"{python}-venv", "ca-certificates"])
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,7 @@ the pictures show what the test checks. Regenerate the pictures from a fresh run
     .venv/bin/python scripts/screenshots.py
 
 It starts the compose stack (docker-compose.yml + docker-compose.seaweedfs.yml, as the tests
-start it: tests/docker_stack.py), runs examples/02_artifacts/run.py in the trainer, opens the
+start it: tests/support/docker_stack.py), runs examples/02_artifacts/run.py in the trainer, opens the
 link it prints, and writes PNG files to examples/02_artifacts/screenshots/. It needs a Docker
 engine with Compose v2, and Debian's (or any) Chromium: `apt-get install chromium`, or set
 CHROMIUM to its path.
@@ -104,7 +104,7 @@ def main() -> None:
     if not find_chromium():
         sys.exit("error: no Chromium found\nfix: apt-get install chromium, or set CHROMIUM=/path/to/chromium")
     sys.path.insert(0, str(REPO / "tests"))
-    from docker_stack import running_stack
+    from support.docker_stack import running_stack
 
     with tempfile.TemporaryDirectory() as tmp, running_stack("seaweedfs", Path(tmp) / "repository") as stack:
         # A real run in the compose trainer, as the tutorial's main path makes it.

@@ -7,30 +7,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import boto3
 import mlflow
 import pytest
-from docker_stack import compose_problem
-from stack import (
-    COMPOSE_FILE,
-    PROXIED_FILE,
-    REPO,
-    clean_env,
-    local_stack,
-    postgres_problem,
-)
 
-# A PostgreSQL role that may create databases and roles. On a learner's machine,
-# set TEST_POSTGRES_URL to reach another server.
-POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
+from support.docker_stack import compose_problem
+from support.examples import trainer_run
+from support.services import POSTGRES_ADMIN_URL, service_missing
+from support.stack import COMPOSE_FILE, PROXIED_FILE, REPO, S3_STACKS, clean_env, local_stack, postgres_problem
 
 # pytest-xdist hands whole modules to the test processes in collection order
 # (--no-loadscope-reorder in pytest.ini): the longest go first, so the processes end together.
@@ -73,20 +60,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.lesson)
 
 
-def service_missing(message: str):
-    """Skip on a learner's machine; fail in CI, where every service must be there."""
-    if IN_CI:
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-def run_script(script: str, cwd: Path, env: dict[str, str], args: list[str] = ()) -> subprocess.CompletedProcess:
-    """Run an example as a learner would: `python examples/.../run.py`, in its own process."""
-    return subprocess.run(
-        [sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
-
-
 def _local_stack(s3: str, tmp_path_factory):
     problem = compose_problem()
     if problem:  # Compose itself reads the compose files for the stack
@@ -104,7 +77,7 @@ def _local_stack(s3: str, tmp_path_factory):
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """The compose stack as local processes, moto standing in for MinIO; once per test
-    session (see tests/stack.py)."""
+    session (see tests/support/stack.py)."""
     yield from _local_stack("moto", tmp_path_factory)
 
 
@@ -118,27 +91,6 @@ def seaweedfs_stack(tmp_path_factory):
 def trainer_env(stack) -> dict[str, str]:
     """The environment `docker compose exec trainer ...` gives a command, for a subprocess here."""
     return clean_env(stack.trainer_env)
-
-
-def printed(stdout: str, label: str) -> str:
-    """The value an example printed after `label :`."""
-    return re.search(rf"^{label}\s*: (.+)$", stdout, re.MULTILINE).group(1)
-
-
-def expected_output(readme: Path, intro: str) -> str:
-    """The ```text block that follows the README paragraph starting with `intro`."""
-    after = readme.read_text().split(intro, 1)[1]
-    return re.search(r"```text\n(.*?)```", after, re.DOTALL).group(1)
-
-
-def same_form(output: str, replacements: dict[str, str] | None = None) -> str:
-    """Output with what changes from run to run made alike: run ids, experiment ids, log times;
-    and each key of `replacements` (a folder, a local address) written as its value."""
-    for real, shown in (replacements or {}).items():
-        output = output.replace(real, shown)
-    output = re.sub(r"\b[0-9a-f]{32}\b", "<run id>", output)
-    output = re.sub(r"(\(id |mlruns/|mlflow-artifacts/|experiments/)\d+", r"\1<id>", output)
-    return re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ", "<time> ", output, flags=re.MULTILINE)
 
 
 @pytest.fixture(scope="session")
@@ -162,14 +114,6 @@ def proxied_run(proxied, tmp_path_factory):
     return trainer_run(proxied, tmp_path_factory.mktemp("proxied-trainer"))
 
 
-def trainer_run(stack, workdir: Path):
-    """examples/02_artifacts/run.py in the trainer of `stack` (a Stack, or one seen through
-    another server): the run it made, and what it printed."""
-    result = run_script("examples/02_artifacts/run.py", cwd=workdir, env=clean_env(stack.trainer_env))
-    assert result.returncode == 0, result.stderr
-    return mlflow.MlflowClient(stack.tracking_uri).get_run(printed(result.stdout, "run id")), result.stdout
-
-
 @pytest.fixture(scope="session")
 def embedded_dir(tmp_path_factory) -> Path:
     """One folder for MLflow's embedded default store, shared by the tests that use it."""
@@ -179,7 +123,6 @@ def embedded_dir(tmp_path_factory) -> Path:
 # The stores a claim is checked on: MLflow's embedded default, and the compose stack in
 # direct mode with each S3 server (moto standing in for MinIO; SeaweedFS).
 STORES = ["embedded", "s3-direct", "s3-seaweedfs"]
-S3_STACKS = {"s3-direct": "stack", "s3-seaweedfs": "seaweedfs_stack"}
 
 
 @pytest.fixture(params=STORES)

@@ -20,10 +20,11 @@ import mlflow
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from stack import clean_env
 
 from common.artifact_paths import InvalidArtifactPath, checked_file, checked_folder
 from common.mlflow_env import artifact_tree
+
+from support.stack import clean_env
 
 # --- Candidate paths --------------------------------------------------------------------
 

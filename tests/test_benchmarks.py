@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from stack import REPO
+from support.stack import REPO
 
 
 def test_artifact_logging_benchmark_runs_against_a_given_stack(stack, trainer_env):

@@ -18,7 +18,8 @@ import time
 
 import mlflow
 import pytest
-from stack import REPO, clean_env
+
+from support.stack import REPO, clean_env
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -26,20 +25,18 @@ import yaml
 from boto3.exceptions import S3UploadFailedError
 from mlflow.exceptions import MlflowException
 from PIL import Image
-from conftest import S3_STACKS
-from stack import (
-    REPO,
-    argument,
-    clean_env,
-    compose_environment,
-    map_hosts,
-    s3_server_client,
-    start_s3_server,
-    with_key,
-    with_keys,
-)
 
 from common.mlflow_env import artifact_tree
+
+from support.docs import gc_command
+from support.stack import (
+    S3_STACKS,
+    clean_env,
+    gc_in_the_mlflow_container,
+    run_mlflow_cli,
+    s3_server_client,
+    start_s3_server,
+)
 
 
 @pytest.fixture
@@ -486,22 +483,6 @@ def test_log_model_artifact_path_is_deprecated(run):
 # --- cleaning up ------------------------------------------------------------------------------
 
 
-def gc_command(store: str) -> list[str]:
-    """The `mlflow gc` line of docs/object-stores.md for the embedded store, the compose stack, or (store
-    "proxied") the compose stack in proxied mode."""
-    page = (REPO / "docs/object-stores.md").read_text()
-    block = page.split("## Deleting for good")[1].split("```bash\n")[1].split("```")[0]
-    lines = [line for line in block.splitlines() if "mlflow gc" in line]
-    line = next(
-        line
-        for line in lines
-        if ("docker compose" in line) == (store != "embedded") and ("proxied" in line) == (store == "proxied")
-    )
-    words = shlex.split(line.split("#")[0])
-    start = next(i for i, word in enumerate(words) if word.endswith("mlflow") and words[i + 1 : i + 2] == ["gc"])
-    return words[start:]
-
-
 @pytest.mark.parametrize("mlflow_store", ["embedded", "s3-direct", "s3-seaweedfs"], indirect=True)
 def test_delete_run_keeps_the_files_and_gc_removes_them(run, mlflow_store, request):
     """mlflow.delete_run only marks the run deleted; `mlflow gc`, run as the tutorial says
@@ -538,24 +519,6 @@ def run_gc(store: str, request, key: dict | None = None) -> subprocess.Completed
     if store != "embedded":
         return gc_in_the_mlflow_container(request.getfixturevalue(S3_STACKS[store]), gc_command(store), key=key)
     return run_mlflow_cli(gc_command(store), clean_env({}), request.getfixturevalue("embedded_dir"))
-
-
-def gc_in_the_mlflow_container(stack, command, files=None, key=None) -> subprocess.CompletedProcess:
-    """A compose gc line (`mlflow gc ...`), run as in the mlflow service of `files` (the stack's
-    own by default), with its S3 key or `key`."""
-    environment = compose_environment("mlflow", stack.hosts, files or stack.files)
-    env = clean_env(with_keys(environment, stack.s3_server.keys))
-    env = with_key(env, key) if key else env
-    # The compose services as the tests run them: local addresses, a database of its own.
-    backend = argument(stack.server_command, "--backend-store-uri")
-    command = [backend if word.startswith("postgresql") else map_hosts(word, stack.hosts) for word in command]
-    return run_mlflow_cli(command, env, Path.cwd())
-
-
-def run_mlflow_cli(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    """`mlflow ...` from this venv (the first word of `command` is the tutorial's own path to it)."""
-    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
-    return subprocess.run([mlflow_cli, *command[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
 def artifacts_after_gc(store: str, request, run) -> list[str]:

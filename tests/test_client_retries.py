@@ -19,8 +19,9 @@ from mlflow.environment_variables import (
     MLFLOW_HTTP_REQUEST_BACKOFF_JITTER,
     MLFLOW_HTTP_REQUEST_MAX_RETRIES,
 )
-from stack import clean_env, compose_service
 from urllib3.util.retry import Retry
+
+from support.stack import clean_env, compose_service
 
 
 class Unavailable(BaseHTTPRequestHandler):

@@ -4,7 +4,7 @@
 browser on the published port, the switch to proxied mode, `down` and `up` again, `down -v`.
 On docker-compose.yml + docker-compose.seaweedfs.yml, and on docker-compose.yml alone (MinIO's
 place taken by Silo's build) where its images can be pulled. How the stack is kept apart from
-the learner's own, and what the stand-ins are: tests/docker_stack.py.
+the learner's own, and what the stand-ins are: tests/support/docker_stack.py.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ import sys
 
 import mlflow
 import pytest
-from conftest import expected_output, printed, same_form, service_missing
-from docker_stack import PROXIED, REPO, STORES, ComposeStack, NoImages, docker_problem, run, running_stack
-from test_readme import PATTERNS, pattern_blocks
 
 from scripts.screenshots import browser_page, find_chromium, open_artifacts, tree_node
+
+from support.docker_stack import PROXIED, STORES, ComposeStack, NoImages, docker_problem, run, running_stack
+from support.docs import PATTERNS, expected_output, pattern_blocks, printed, same_form
+from support.services import service_missing
+from support.stack import REPO
 
 ROOT_README = REPO / "README.md"
 TUTORIAL = REPO / "examples/02_artifacts/README.md"

@@ -2,56 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import io
-import json
 import re
 import shutil
 
 import mlflow
-import numpy as np
-import pandas as pd
 import pytest
-from conftest import expected_output, printed, run_script, same_form
 from mlflow import MlflowClient
-from PIL import Image
-from stack import REPO, clean_env
 
 from common.mlflow_env import ui_link
 
-EXPECTED_FILES = [
-    "configs/train_config.json",
-    "data/metrics.csv",
-    "images/gradient.png",
-    "reports/notes.md",
-    "tables/metrics.json",
-]
-
-
-def load_example():
-    """examples/02_artifacts/run.py as a module, for the values it logs."""
-    spec = importlib.util.spec_from_file_location("artifacts_example", REPO / "examples/02_artifacts/run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-example = load_example()
-
-
-def check_contents(read) -> None:
-    """Each of the five artifacts holds what run.py logged. `read(path)` gives its bytes."""
-    assert read("reports/notes.md").decode() == example.NOTES
-    assert json.loads(read("configs/train_config.json")) == example.CONFIG
-    pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(read("data/metrics.csv"))), example.make_metrics())
-    # log_table stores pandas' "split" layout without the index.
-    table = json.loads(read("tables/metrics.json"))
-    assert set(table) == {"columns", "data"}
-    assert table["columns"] == list(example.make_metrics().columns)
-    pd.testing.assert_frame_equal(pd.DataFrame(**table), example.make_metrics())
-    image = Image.open(io.BytesIO(read("images/gradient.png")))
-    assert image.format == "PNG" and image.size == (256, 256) and image.mode == "RGB"
-    np.testing.assert_array_equal(np.asarray(image), example.make_gradient())
+from support.docs import expected_output, printed, same_form
+from support.examples import EXPECTED_FILES, check_contents, run_script
+from support.stack import REPO, clean_env
 
 
 @pytest.fixture(scope="module")

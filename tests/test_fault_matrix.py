@@ -11,205 +11,34 @@ that passes requests through until the run has started, then fails them. The sta
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import re
 import shlex
-import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from conftest import POSTGRES_ADMIN_URL, printed
 from mlflow import MlflowClient
 
 from common.checks.settings import FAIL_FAST
-from stack import REPO, clean_env, compose_environment, compose_service, free_port, fresh_database
-from test_faults import (
+
+from support.docs import printed
+from support.faults import (
     MESSAGES,
     PREFLIGHT,
     SCRIPTS,
+    FaultyServer,
     assert_one_clear_message,
     folder_for,
+    read_only,
     run_all,
     run_and_time,
+    run_id_in,
 )
-
-# What a broken server answers instead of passing a request on: status, content type, body.
-ANSWERS = {
-    "web page": (200, "text/html", b"<!doctype html><html><body><h1>It works!</h1></body></html>"),
-    "500": (500, "text/html", b"<html><body><h1>500 Internal Server Error</h1></body></html>"),
-    "404 not mlflow": (404, "application/json", b'{"detail": "Not Found"}'),  # what FastAPI answers, say
-    "503 SlowDown": (
-        503,
-        "application/xml",
-        b"<?xml version='1.0' encoding='UTF-8'?>"
-        b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
-    ),
-    # Amazon S3 and MinIO, for a clock more than 15 minutes off, a bad session token, a full disk.
-    "403 clock": (
-        403,
-        "application/xml",
-        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>RequestTimeTooSkewed</Code><Message>The difference "
-        b"between the request time and the server's time is too large.</Message></Error>",
-    ),
-    "400 token": (
-        400,
-        "application/xml",
-        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InvalidToken</Code><Message>The provided token is "
-        b"malformed or otherwise invalid.</Message></Error>",
-    ),
-    "507 full": (
-        507,
-        "application/xml",
-        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>XMinioStorageFull</Code><Message>Storage backend has "
-        b"reached its minimum free drive threshold. Please delete a few objects to proceed.</Message></Error>",
-    ),
-    "429 SlowDown": (
-        429,
-        "application/xml",
-        b"<?xml version='1.0' encoding='UTF-8'?>"
-        b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
-    ),
-    # Amazon S3, for a bucket of another region; the fourth item on: more headers.
-    "301 PermanentRedirect": (
-        301,
-        "application/xml",
-        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>PermanentRedirect</Code><Message>The bucket you are "
-        b"attempting to access must be addressed using the specified endpoint.</Message></Error>",
-        ("x-amz-bucket-region", "eu-west-1"),
-    ),
-    "302 elsewhere": (302, "text/html", b"", ("Location", "https://s3.example.com/mlflow-artifacts")),
-    # MinIO, when its region is set and the request is signed for another one.
-    "400 wrong region": (
-        400,
-        "application/xml",
-        b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AuthorizationHeaderMalformed</Code><Message>The "
-        b"authorization header is malformed; the region is wrong; expecting 'us-east-1'.</Message></Error>",
-    ),
-    # nginx in front of a server, for a request over its client_max_body_size (1 MB by default).
-    "413 too large": (
-        413,
-        "text/html",
-        b"<html><head><title>413 Request Entity Too Large</title></head><body><center><h1>413 Request Entity "
-        b"Too Large</h1></center><hr><center>nginx</center></body></html>",
-    ),
-    "404 NoSuchBucket": (
-        404,
-        "application/xml",
-        b"<?xml version='1.0' encoding='UTF-8'?>"
-        b"<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>",
-    ),
-}
-
-
-class QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        pass  # a client that gave up on a slow or hung answer: expected here, not worth a traceback
-
-
-class FaultyServer:
-    """An HTTP server on a free loopback port: a fake (no `target`) or a proxy in front of `target`.
-
-    Once armed, the requests whose method is in `methods` and whose path starts with one of
-    `paths` (all, by default) get `fault`: an answer from ANSWERS, "drop" (the connection
-    closes without an answer), "hang" (no answer ever), "slow" (passed on after 8 s) or
-    "dribble" (an answer sent a byte at a time). `armed_by` arms it after a request whose path contains it has
-    passed (None: armed from the start);
-    heal() makes it a plain proxy again. The Host header is the target's, as if the client
-    had called it directly; `keep_host` keeps the client's (S3 signs it).
-    """
-
-    def __init__(self, fault, target=None, armed_by=None, methods=None, keep_host=False, paths=None):
-        self.armed, self.armed_by = armed_by is None, armed_by
-        upstream = urlsplit(target).netloc if target else None
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def serve(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                chosen = (methods is None or self.command in methods) and (
-                    paths is None or self.path.startswith(paths)
-                )
-                if fault == "slow" and proxy.armed and chosen:
-                    time.sleep(8)  # then passed on: the server does it, too late for the client
-                elif upstream is None or (proxy.armed and chosen):
-                    return self.fail()
-                headers = dict(self.headers.items())
-                if not keep_host:
-                    headers["Host"] = upstream
-                connection = http.client.HTTPConnection(upstream, timeout=60)
-                try:
-                    connection.request(self.command, self.path, body=body, headers=headers)
-                    answer = connection.getresponse()
-                    self.answer(answer.status, answer.getheaders(), answer.read())
-                finally:
-                    connection.close()
-                if proxy.armed_by and proxy.armed_by in self.path:
-                    proxy.armed = True
-
-            def fail(self):
-                if fault == "hang":  # accept, read the request, never answer
-                    threading.Event().wait(120)
-                    return
-                if fault == "dribble":  # a whole answer, one byte every 0.2 s: each read is quick
-                    for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}":
-                        self.wfile.write(bytes([byte]))
-                        self.wfile.flush()
-                        time.sleep(0.2)
-                    self.close_connection = True
-                    return
-                if fault == "drop":
-                    self.close_connection = True
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    return
-                status, content_type, content, *headers = ANSWERS[fault]  # and any more headers
-                self.answer(status, [("Content-Type", content_type), *headers], content)
-
-            def answer(self, status, headers, content):
-                self.send_response_only(status)
-                for name, value in headers:
-                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(content)
-
-            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = do_PATCH = serve
-
-        self.server = QuietServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def heal(self):
-        self.armed, self.armed_by = False, None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def run_id_in(result, state):
-    """The run id the message names as `state` ('may stay RUNNING' or 'is marked FAILED')."""
-    return re.search(rf"run ([0-9a-f]{{32}}) {state}", result.stderr).group(1)
-
+from support.services import POSTGRES_ADMIN_URL
+from support.stack import REPO, clean_env, compose_environment, compose_service, free_port, fresh_database
 
 # --- settings a learner can mistype ----------------------------------------------------------
 
@@ -766,22 +595,6 @@ def test_a_key_s3_refuses_is_not_called_a_missing_bucket(stack, trainer_env, tmp
 
 
 # --- this machine -----------------------------------------------------------------------------
-
-
-def read_only(*folders) -> list[str]:
-    """A command prefix that runs a command with `folders` read-only, as on a read-only disk.
-
-    Root may write anywhere its permissions say no, so the folders are mounted read-only in a
-    mount namespace of the command's own (unshare); without root, their permissions do it.
-    """
-    if os.geteuid() != 0:
-        for folder in folders:
-            folder.chmod(0o555)
-        return []
-    if subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
-        pytest.skip("cannot make a read-only mount here (unshare --mount is not allowed)")
-    mounts = " && ".join(f"mount --bind -o ro {shlex.quote(str(f))} {shlex.quote(str(f))}" for f in folders)
-    return ["unshare", "--mount", "sh", "-c", f'{mounts} && exec "$@"', "sh"]
 
 
 def test_no_writable_temp_folder(trainer_env, tmp_path):

@@ -21,9 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from mlflow import MlflowClient
 
-from stack import REPO, clean_env
-from test_fault_matrix import read_only, run_id_in
-from test_faults import PREFLIGHT, SCRIPTS, assert_one_clear_message, folder_for, run_all, run_and_time
+from support.faults import (
+    PREFLIGHT,
+    SCRIPTS,
+    assert_one_clear_message,
+    folder_for,
+    read_only,
+    run_all,
+    run_and_time,
+    run_id_in,
+)
+from support.stack import REPO, clean_env
 
 
 def test_deleted_experiment_says_how_to_restore_it(tmp_path):

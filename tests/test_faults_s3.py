@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import printed, run_script
 from mlflow import MlflowClient
-from stack import free_port, s3_server_client, start_s3_server, with_key
-from test_faults import SCRIPTS, assert_one_clear_message, run_all, run_and_time
+
+from support.docs import printed
+from support.examples import run_script
+from support.faults import SCRIPTS, assert_one_clear_message, run_all, run_and_time
+from support.stack import free_port, s3_server_client, start_s3_server, with_key
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,11 @@ import re
 import subprocess
 
 import pytest
-from conftest import service_missing
-from stack import REPO
 
 from scripts import install_size
+
+from support.services import service_missing
+from support.stack import REPO
 
 README = (REPO / "README.md").read_text()
 

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 from botocore.exceptions import ClientError
-from stack import (
+
+from support.stack import (
     ARTIFACTS_POLICY,
     COMPOSE_FILE,
     PROXIED_FILE,

@@ -8,12 +8,13 @@ import sys
 import time
 
 import pytest
-from conftest import printed
 from mlflow import MlflowClient
-from stack import REPO
-from test_examples import EXPECTED_FILES, check_contents
 
 from common.mlflow_env import artifact_tree
+
+from support.docs import printed
+from support.examples import EXPECTED_FILES, check_contents
+from support.stack import REPO
 
 LEARNERS = 8
 

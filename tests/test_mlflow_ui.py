@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from stack import API_PROBE, Process, clean_env, free_port, http_status, process_tree, readme_mlflow_ui
+
+from support.stack import API_PROBE, Process, clean_env, free_port, http_status, process_tree, readme_mlflow_ui
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 

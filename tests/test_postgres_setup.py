@@ -1,4 +1,4 @@
-"""The tests' PostgreSQL set-up (tests/stack.py) works when many test processes start at once.
+"""The tests' PostgreSQL set-up (tests/support/stack.py) works when many test processes start at once.
 
 pytest-xdist starts one process per core, and two learners (or CI beside a developer) may
 run the suite on one PostgreSQL server at the same time. Each process creates the role
@@ -13,9 +13,10 @@ import uuid
 
 import psycopg2
 import pytest
-from conftest import POSTGRES_ADMIN_URL, service_missing
 from psycopg2 import sql
-from stack import ensure_role, fresh_database, postgres_problem
+
+from support.services import POSTGRES_ADMIN_URL, service_missing
+from support.stack import ensure_role, fresh_database, postgres_problem
 
 PROCESSES = 6
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import expected_output, printed, same_form
-from stack import REPO, clean_env, free_port
+
+from support.docs import expected_output, printed, same_form
+from support.stack import REPO, clean_env, free_port
 
 TROUBLESHOOTING = REPO / "docs/troubleshooting.md"
 

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import printed, run_script
 from mlflow import MlflowClient
-from stack import (
+
+from support.docs import printed
+from support.examples import EXPECTED_FILES, run_script
+from support.stack import (
     API_PROBE,
     COMPOSE_FILE,
     REPO,
@@ -26,7 +28,6 @@ from stack import (
     http_status,
     tracking_server_command,
 )
-from test_examples import EXPECTED_FILES
 
 # The section's settings file, and the compose server's job-runner setting.
 AUTH_CONFIG = REPO / "auth/basic_auth.ini"

@@ -12,12 +12,13 @@ import time
 
 import pytest
 import requests
-from conftest import printed, run_script
 from mlflow import MlflowClient
 from mlflow.environment_variables import MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE
 from mlflow.exceptions import MlflowException
-from stack import COMPOSE_FILE, PROXIED_FILE, argument, clean_env, compose_environment
-from test_examples import EXPECTED_FILES, check_contents
+
+from support.docs import printed
+from support.examples import EXPECTED_FILES, check_contents, run_script
+from support.stack import COMPOSE_FILE, PROXIED_FILE, argument, clean_env, compose_environment
 
 MERGED = (COMPOSE_FILE, PROXIED_FILE)
 
@@ -174,7 +175,7 @@ def test_the_proxied_trainer_waits_for_an_upload_the_server_stores_slowly(proxie
     """In proxied mode the server answers an upload once the file is in the bucket. A server
     that takes 8 s for that (a large file; here a proxy holds the upload 8 s): the proxied
     trainer's 60 s wait takes it, the direct trainer's 5 s would have failed the run."""
-    from test_fault_matrix import FaultyServer
+    from support.faults import FaultyServer
 
     with FaultyServer("slow", proxied.tracking_uri, methods={"PUT"}, paths=("/api/2.0/mlflow-artifacts/",)) as slow:
         env = dict(clean_env(proxied.trainer_env), MLFLOW_TRACKING_URI=slow.url)

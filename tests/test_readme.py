@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import code
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import expected_output, printed, run_script
-from stack import REPO, clean_env, readme_mlflow_ui
 
 from scripts.upgrade_check import CLAIM_LINK, claims
+
+from support.docs import NEED_A_RUN, PATTERNS, expected_output, pattern_blocks, printed, run_pattern
+from support.examples import run_script
+from support.stack import REPO, clean_env, readme_mlflow_ui
 
 TUTORIALS = [REPO / "examples/02_artifacts/README.md", REPO / "examples/01_log_artifact/README.md"]
 PATTERNS_README = TUTORIALS[0]
@@ -20,21 +20,6 @@ PATTERNS_README = TUTORIALS[0]
 PAGES = [*TUTORIALS, REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # The lesson is read in about 15 minutes: at 200 words a minute, 3,000 words.
 LESSON_WORDS = 3000
-
-
-def pattern_blocks() -> dict[str, str]:
-    """{"A": code, ...}: the first python block under each "### (X)" heading of section 6."""
-    section = PATTERNS_README.read_text().split("## 6) Patterns")[1].split("\n## ")[0]
-    blocks = {}
-    for heading in re.split(r"^### ", section, flags=re.MULTILINE)[1:]:
-        letter = re.match(r"\((\w)\)", heading).group(1)
-        blocks[letter] = re.search(r"```python\n(.*?)```", heading, re.DOTALL).group(1)
-    return blocks
-
-
-PATTERNS = ["A", "B", "C", "D", "E", "F", "G", "H"]
-# Patterns that read the runs of run.py, and stop with one sentence before there is one.
-NEED_A_RUN = ["E", "G"]
 
 
 def test_section_6_has_patterns_a_to_h():
@@ -60,17 +45,6 @@ def test_patterns_can_be_pasted_into_the_interactive_prompt(letter):
     for line in [*pattern_blocks()[letter].splitlines(), ""]:
         prompt.push(line)
     assert prompt.syntax_errors == 0
-
-
-def run_pattern(letter: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Pattern `letter` saved as a file in `cwd` and run there, as a learner does in a project
-    of their own: nothing of this repository is importable (no `common`)."""
-    script = cwd.parent / f"pattern_{letter.lower()}.py"
-    script.write_text(pattern_blocks()[letter])
-    env = {name: value for name, value in env.items() if name != "PYTHONPATH"}
-    return subprocess.run(
-        [sys.executable, str(script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
 
 
 @pytest.mark.parametrize("letter", PATTERNS)

@@ -23,24 +23,25 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 from mlflow.entities import ViewType
-from conftest import POSTGRES_ADMIN_URL, printed, run_script, trainer_run
-from stack import (
+
+from support.docs import PATTERNS, gc_command, printed, run_pattern
+from support.examples import EXPECTED_FILES, check_contents, run_script, trainer_run
+from support.faults import PREFLIGHT, assert_one_clear_message, run_and_time
+from support.services import POSTGRES_ADMIN_URL
+from support.stack import (
     COMPOSE_FILE,
-    argument,
     PROXIED_FILE,
     REPO,
     SEAWEEDFS_FILE,
+    argument,
     clean_env,
     compose_config,
     compose_service,
+    gc_in_the_mlflow_container,
     local_stack,
     start_s3,
     with_key,
 )
-from test_examples import EXPECTED_FILES, check_contents
-from test_faults import PREFLIGHT, assert_one_clear_message, run_and_time
-from test_claims import gc_command, gc_in_the_mlflow_container
-from test_readme import PATTERNS, run_pattern
 
 FILES = (COMPOSE_FILE, SEAWEEDFS_FILE)
 SERVICE = compose_service("seaweedfs", FILES)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from stack import API_PROBE, Process, clean_env, free_port, http_status
+
+from support.stack import API_PROBE, Process, clean_env, free_port, http_status
 
 BLOCKED = "Cross-origin request blocked"
 LOCAL_ORIGINS = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -13,7 +14,17 @@ from pathlib import Path
 import pytest
 import yaml
 from sqlalchemy.engine import make_url
-from stack import COMPOSE_FILE, PROXIED_FILE, REPO, SEAWEEDFS_FILE, argument, compose_config, compose_service, free_port
+
+from support.stack import (
+    COMPOSE_FILE,
+    PROXIED_FILE,
+    REPO,
+    SEAWEEDFS_FILE,
+    argument,
+    compose_config,
+    compose_service,
+    free_port,
+)
 
 SERVICES = yaml.safe_load(COMPOSE_FILE.read_text())["services"]  # docker-compose.yml as written
 LONG_RUNNING = ["postgres", "minio", "mlflow"]
@@ -289,3 +300,18 @@ def test_mlflow_port_is_one_setting_for_the_whole_stack(files):
     assert trainer["environment"]["MLFLOW_UI_URL"] == "http://localhost:5001"
     assert trainer["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert "http://mlflow:5000/" in server["healthcheck"]["test"][-1]
+
+
+def test_no_test_module_imports_another():
+    """Shared test tools live in tests/support/: no test file imports another test file or
+    conftest.py, so each reads on its own and moving a test never breaks a neighbour."""
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                assert not module.startswith(("test_", "conftest")), f"{path.relative_to(REPO)} imports {module}"

@@ -3,7 +3,8 @@
 import pytest
 import requests
 from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION
-from stack import API_PROBE, argument, compose_service, http_status, process_tree
+
+from support.stack import API_PROBE, argument, compose_service, http_status, process_tree
 
 
 @pytest.mark.parametrize("host", ["mlflow:5000", "localhost:5000", "127.0.0.1:5000"])
@@ -38,7 +39,7 @@ def test_server_starts_no_job_runner(stack):
 
 
 def test_tests_run_the_compose_command_with_its_host_mapped(stack):
-    """What tests/stack.py changes in the compose command: where it listens, and one more
+    """What tests/support/stack.py changes in the compose command: where it listens, and one more
     allowed Host header, the local address that stands for mlflow:5000."""
     compose = compose_service("mlflow")["command"]
     assert argument(compose, "--allowed-hosts") == "mlflow:5000,localhost:5000,127.0.0.1:5000"

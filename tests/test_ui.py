@@ -11,9 +11,14 @@ import urllib.request
 from typing import NamedTuple
 
 import pytest
-from conftest import printed, run_script, service_missing, trainer_run
 from mlflow.environment_variables import MLFLOW_SERVER_ENABLE_JOB_EXECUTION
-from stack import (
+
+from scripts.screenshots import browser_page, find_chromium, open_artifacts, select, tree_node
+
+from support.docs import printed
+from support.examples import example, run_script, trainer_run
+from support.services import service_missing
+from support.stack import (
     API_PROBE,
     COMPOSE_FILE,
     clean_env,
@@ -23,9 +28,6 @@ from stack import (
     process_tree,
     readme_mlflow_ui,
 )
-from test_examples import example
-
-from scripts.screenshots import browser_page, find_chromium, open_artifacts, select, tree_node
 
 FOLDERS = ["configs", "data", "images", "reports", "tables"]
 FILES = ["train_config.json", "metrics.csv", "gradient.png", "notes.md", "metrics.json"]

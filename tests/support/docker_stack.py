@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STANDINS = REPO / "tests" / "standins"
 STANDINS_FILE = STANDINS / "docker-compose.standins.yml"
 PROJECT_PREFIX = "mlflow-tutorial-test"

@@ -3,7 +3,7 @@
 For the faults the tests inject (a server that hangs, a proxy in front of S3, a key S3 refuses)
 and for speed: the real compose stack, with a Docker engine, runs in tests/test_compose_docker.py
 from the same files. Here, Docker Compose itself reads the files (`docker compose config`, no
-engine needed: tests/docker_stack.py), with the defaults filled in as on a machine with no
+engine needed: tests/support/docker_stack.py), with the defaults filled in as on a machine with no
 `.env`, and the `mlflow` service's command and environment and the `trainer` service's
 environment run as local processes, the compose host names mapped to local addresses:
 
@@ -41,12 +41,13 @@ from pathlib import Path
 
 import boto3
 import botocore.exceptions
-import docker_stack
 import psycopg2
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
-REPO = Path(__file__).resolve().parents[1]
+from support import docker_stack
+
+REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
 PROXIED_FILE = REPO / "docker-compose.proxied.yml"
@@ -620,3 +621,25 @@ def local_stack(workdir: Path, postgres_admin_url: str, s3: str = "moto"):
             if server:
                 server.stop()
             s3_server.stop()
+
+
+def gc_in_the_mlflow_container(stack, command, files=None, key=None) -> subprocess.CompletedProcess:
+    """A compose gc line (`mlflow gc ...`), run as in the mlflow service of `files` (the stack's
+    own by default), with its S3 key or `key`."""
+    environment = compose_environment("mlflow", stack.hosts, files or stack.files)
+    env = clean_env(with_keys(environment, stack.s3_server.keys))
+    env = with_key(env, key) if key else env
+    # The compose services as the tests run them: local addresses, a database of its own.
+    backend = argument(stack.server_command, "--backend-store-uri")
+    command = [backend if word.startswith("postgresql") else map_hosts(word, stack.hosts) for word in command]
+    return run_mlflow_cli(command, env, Path.cwd())
+
+
+def run_mlflow_cli(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """`mlflow ...` from this venv (the first word of `command` is the tutorial's own path to it)."""
+    mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+    return subprocess.run([mlflow_cli, *command[1:]], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+# The fixture (conftest.py) that runs the compose stack behind each S3 store of `mlflow_store`.
+S3_STACKS = {"s3-direct": "stack", "s3-seaweedfs": "seaweedfs_stack"}
