@@ -36,10 +36,11 @@ LONGEST_FIRST = [
     "test_mlflow_ui",
 ]
 
-# The lesson's proofs: the tests its sections name (`pytest -m lesson`), but for the Docker
-# ones, which build and start the whole compose stack (minutes, not seconds).
+# The quick check (`pytest -m lesson`): the tests the lesson's sections name, on MLflow's
+# embedded default and the moto stack. The same proofs on SeaweedFS, in a browser and in
+# Docker (which builds and starts the whole compose stack) run in the full suite only.
 LESSON = REPO / "examples/02_artifacts/README.md"
-NOT_IN_THE_QUICK_CHECK = {"test_compose_docker"}
+NOT_IN_THE_QUICK_CHECK = {"test_compose_docker", "test_seaweedfs", "test_ui"}
 
 
 def lesson_proofs() -> set[tuple[str, str]]:
@@ -56,7 +57,8 @@ def pytest_collection_modifyitems(items):
     items.sort(key=rank)  # stable: each module keeps its own order
     proofs = lesson_proofs()
     for item in items:
-        if (item.module.__name__, getattr(item, "originalname", item.name)) in proofs:
+        on_seaweedfs = "seaweedfs" in getattr(getattr(item, "callspec", None), "id", "")
+        if (item.module.__name__, getattr(item, "originalname", item.name)) in proofs and not on_seaweedfs:
             item.add_marker(pytest.mark.lesson)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import code
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,35 +81,31 @@ def git_ignores(name: str) -> bool:
     return name in entries or f"{name}/" in entries
 
 
-def test_pattern_e_before_any_run_says_what_to_run(tmp_path):
-    """Every pattern without Docker, in a folder with no run of run.py yet: E and G stop with
-    one sentence, no traceback; the others run. What they leave behind is ignored by git."""
+def test_patterns_run_pasted_into_an_empty_folder(tmp_path):
+    """Each pattern saved as a file in an empty project folder of a learner's own, outside this
+    repository (no `common` to import), run there without Docker. Before any run of run.py, E
+    and G stop with one sentence and no traceback, and the others run; after run.py, E and G
+    run too. What they leave behind is ignored by git."""
+    project = tmp_path / "my-project"
+    project.mkdir()
+    env = clean_env({})
     for letter in PATTERNS:
-        result = run_pattern(letter, tmp_path, clean_env({}))
+        result = run_pattern(letter, project, env)
+        assert "Traceback" not in result.stderr, f"pattern {letter}: {result.stderr}"
         if letter in NEED_A_RUN:
             assert result.returncode == 1
-            assert "Traceback" not in result.stderr
             assert result.stderr.strip().splitlines()[-1] == (
                 "no run 'artifact_examples' in experiment 02-artifacts yet: run examples/02_artifacts/run.py first"
             )
         else:
             assert result.returncode == 0, f"pattern {letter}: {result.stderr}"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db", "mlruns", "outputs"]
-    assert all(git_ignores(p.name) for p in tmp_path.iterdir())
-
-
-def test_patterns_run_pasted_into_an_empty_folder(tmp_path):
-    """Each pattern saved as a file in a project folder of a learner's own, outside this
-    repository, with nothing but run.py's run in it (mlflow.db, mlruns/): no `common` needed."""
-    project = tmp_path / "my-project"
-    project.mkdir()
-    env = clean_env({})
+    assert sorted(p.name for p in project.iterdir()) == ["mlflow.db", "mlruns", "outputs"]
     assert run_script("examples/02_artifacts/run.py", project, env).returncode == 0
-    for letter in PATTERNS:
+    for letter in NEED_A_RUN:
         result = run_pattern(letter, project, env)
-        assert result.returncode == 0, f"pattern {letter}: {result.stderr}"
-        assert "Traceback" not in result.stderr
+        assert result.returncode == 0 and "Traceback" not in result.stderr, f"pattern {letter}: {result.stderr}"
     assert (project / "downloads/notes.md").read_text().startswith("# Training notes")
+    assert all(git_ignores(p.name) for p in project.iterdir())
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
@@ -135,6 +133,26 @@ def test_the_root_readme_stays_short():
     lines = len((REPO / "README.md").read_text().splitlines())
     print(f"README.md: {lines} lines")
     assert lines <= 165
+
+
+def collected(*options: str) -> list[str]:
+    """The test ids `pytest --collect-only` lists with `options`."""
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-n", "0", "-p", "no:cacheprovider", *options]
+    listing = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120).stdout
+    return [line for line in listing.splitlines() if "::" in line]
+
+
+def test_the_quick_check_runs_the_lessons_proofs():
+    """`pytest -m lesson` collects every test the lesson's proofs name, on MLflow's embedded
+    default and the moto stack; SeaweedFS, the browser and Docker are left to the full run."""
+    proofs = re.findall(r"\[`(test_\w+)`\]\(\.\./\.\./tests/(\w+)\.py\)", TUTORIALS[0].read_text())
+    named = {(module, name) for name, module in proofs if module not in {"test_compose_docker", "test_seaweedfs", "test_ui"}}
+
+    def in_quick_check(test_id: str) -> bool:
+        module, name = Path(test_id.split("::")[0]).stem, test_id.split("::")[1].split("[")[0]
+        return (module, name) in named and "seaweedfs" not in test_id
+
+    assert collected("-m", "lesson") == [test_id for test_id in collected() if in_quick_check(test_id)]
 
 
 def test_each_section_of_the_lesson_ends_with_its_proofs():
