@@ -90,13 +90,19 @@ def test_up_starts_every_service_healthy(compose):
     assert services["create-bucket"]["State"] == "exited" and services["create-bucket"]["ExitCode"] == 0
 
 
-def test_run_py_in_the_trainer_prints_what_the_readme_shows(compose):
+def prints_what_the_page_shows(compose: ComposeStack, page, command: str, intro: str):
+    """The page's first command matching `command`, run in the trainer in direct mode: it
+    succeeds and prints the block after the page's paragraph starting with `intro`."""
     use_mode(compose, "direct")
-    command = readme_command(ROOT_README, r"docker compose exec trainer python examples/02_artifacts/run\.py")
-    result = compose.exec("trainer", *trainer_command(command))
+    result = compose.exec("trainer", *trainer_command(readme_command(page, command)))
     assert result.returncode == 0, result.stderr
-    shown = expected_output(ROOT_README, "Expected output in the trainer")
-    assert as_the_readme_shows(compose, result.stdout) == same_form(shown)
+    assert as_the_readme_shows(compose, result.stdout) == same_form(expected_output(page, intro))
+    return result
+
+
+def test_run_py_in_the_trainer_prints_what_the_readme_shows(compose):
+    command = r"docker compose exec trainer python examples/02_artifacts/run\.py"
+    result = prints_what_the_page_shows(compose, ROOT_README, command, "Expected output in the trainer")
     # On stderr only MLflow's own note that it creates the experiment: no warnings (GitPython's
     # without git in the image, "uid not found" for a TRAINER_UID the image has no name for).
     assert [line for line in result.stderr.splitlines() if "Creating a new experiment" not in line] == []
@@ -117,12 +123,9 @@ def test_the_run_records_who_ran_which_commit(compose):
 
 
 def test_preflight_in_the_trainer_prints_what_the_tutorial_shows(compose):
-    use_mode(compose, "direct")
-    command = readme_command(TROUBLESHOOTING, r"docker compose exec trainer python -m common\.")
-    result = compose.exec("trainer", *trainer_command(command))
-    assert result.returncode == 0, result.stderr
-    shown = expected_output(TROUBLESHOOTING, "Expected with Docker")
-    assert as_the_readme_shows(compose, result.stdout) == same_form(shown)
+    prints_what_the_page_shows(
+        compose, TROUBLESHOOTING, r"docker compose exec trainer python -m common\.", "Expected with Docker"
+    )
 
 
 def patterns_run_in_the_trainer(compose, mode):
