@@ -207,10 +207,13 @@ def test_root_readme_test_output_has_the_form_pytest_prints(request):
     # first of such lines and `...` for the rest.
     folded = shown[-2] == "..."
     for line in shown[1:-2] if folded else shown[1:-1]:
-        reason = re.fullmatch(r"SKIPPED \[(\d+)\] tests/\w+\.py:\d+: (.+)", line)
+        reason = re.fullmatch(r"SKIPPED \[(\d+)\] (tests/\w+\.py):(\d+): (.+)", line)
         assert reason, line
         skipped += int(reason.group(1))
-        assert any(reason.group(2) in test.read_text() for test in (REPO / "tests").rglob("*.py")), line
+        # pytest names the line where the skipped test is defined (its decorator, if any).
+        named = (REPO / reason.group(2)).read_text().splitlines()[int(reason.group(3)) - 1]
+        assert named.startswith(("def test_", "@pytest.mark")), line
+        assert any(reason.group(4) in test.read_text() for test in (REPO / "tests").rglob("*.py")), line
     summary = re.fullmatch(rf"=+ (\d+) passed(?:, (\d+) skipped)? in {SECONDS} =+", shown[-1])
     assert summary, shown[-1]
     assert int(summary.group(2) or 0) > skipped if folded else int(summary.group(2) or 0) == skipped
