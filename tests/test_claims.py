@@ -170,6 +170,27 @@ def test_log_image_takes_a_numpy_array_or_a_pil_image(run):
         np.testing.assert_array_equal(np.asarray(image), array)
 
 
+def test_log_image_stores_the_format_the_extension_names(run):
+    """PNG for .png; the same array to .jpg is a JPEG, and a name without an extension is refused."""
+    array = np.zeros((4, 4, 3), dtype=np.uint8)
+    mlflow.log_image(array, artifact_file="images/a.png")
+    mlflow.log_image(array, artifact_file="images/a.jpg")
+    formats = {}
+    for name in ("a.png", "a.jpg"):
+        local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=f"images/{name}")
+        with Image.open(local) as image:
+            formats[name] = image.format
+    assert formats == {"a.png": "PNG", "a.jpg": "JPEG"}
+    with pytest.raises(ValueError, match="unknown file extension"):
+        mlflow.log_image(array, artifact_file="images/no_extension")
+
+
+def test_log_dict_reads_the_extension_as_written(run):
+    """Only lower-case .yaml and .yml give YAML: .YAML is written as JSON."""
+    mlflow.log_dict({"a": 1}, "configs/upper.YAML")
+    assert json.loads(text_of(run, "configs/upper.YAML")) == {"a": 1}
+
+
 def test_log_image_takes_grey_rgba_and_float_arrays(run):
     """H x W and H x W x 1 become greyscale, H x W x 4 keeps its alpha, floats in [0, 1] are scaled to 0-255."""
     shapes = {"grey": (4, 4), "grey1": (4, 4, 1), "rgba": (4, 4, 4)}
