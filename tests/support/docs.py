@@ -13,6 +13,7 @@ from support.stack import REPO
 
 PATTERNS_README = REPO / "examples/02_artifacts/README.md"
 
+
 def printed(stdout: str, label: str) -> str:
     """The value an example printed after `label :`."""
     return re.search(rf"^{label}\s*: (.+)$", stdout, re.MULTILINE).group(1)
@@ -45,8 +46,6 @@ def pattern_blocks() -> dict[str, str]:
 
 
 PATTERNS = ["A", "B", "C", "D", "E", "F", "G", "H"]
-
-
 # Patterns that read the runs of run.py, and stop with one sentence before there is one.
 NEED_A_RUN = ["E", "G"]
 

@@ -22,13 +22,8 @@ from support.examples import run_script
 from support.stack import REPO
 
 SCRIPTS = ["examples/02_artifacts/run.py", "examples/01_log_artifact/run.py"]
-
-
 PREFLIGHT = "common.checks"  # python -m common.checks
-
-
 ENTRY_POINTS = [PREFLIGHT, *SCRIPTS]
-
 
 # The fixed part of each message (error, fix). The tutorial's troubleshooting table quotes them.
 MESSAGES = {
@@ -107,8 +102,6 @@ MESSAGES = {
 
 
 TARGET_SECONDS = 10
-
-
 MARGIN = 3  # a fault must never again take MLflow's default of four minutes
 
 

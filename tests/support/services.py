@@ -9,8 +9,6 @@ import pytest
 # A PostgreSQL role that may create databases and roles. On a learner's machine,
 # set TEST_POSTGRES_URL to reach another server.
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
