@@ -11,6 +11,7 @@ before. Inside it, MLflow's own error for a learner's mistake keeps its message 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -19,12 +20,14 @@ import time
 import mlflow
 import pytest
 
+from common.checks.settings import FAIL_FAST
+
 from support.stack import REPO, clean_env
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM")
 
 LEARNER = """
-import json, os, signal, subprocess, sys, time
+import json, os, signal, subprocess, sys, threading, time
 import boto3, mlflow
 from common.checks import checked_setup
 
@@ -46,20 +49,41 @@ def child_ignores():
     return next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
 
 
+def another_thread():
+    os.environ["SET_BY_A_THREAD"] = "1"
+
+
 before, ignored_before = state(), child_ignores()
-with checked_setup("learner"):
+with checked_setup("learner") as checked:
+    thread = threading.Thread(target=another_thread)
+    thread.start()
     with mlflow.start_run() as run:
         print("run", run.info.run_id, flush=True)
         if "mistake" in sys.argv:
             mlflow.log_metric("acc", "high")
+        if "missing file" in sys.argv:
+            mlflow.log_artifact("missing.csv")
+        if "absolute path" in sys.argv:
+            mlflow.log_text("x", artifact_file="/etc/x.txt")
+        if "a file as a folder" in sys.argv:
+            mlflow.log_text("x", artifact_file="a/b.txt")
+            mlflow.log_text("x", artifact_file="a/b.txt/c.txt")
         if "wait inside" in sys.argv:
             print("waiting inside", flush=True)
             time.sleep(60)
+    thread.join()
     boto3.setup_default_session()  # changed inside the block: put back too
-    os.environ["SET_INSIDE"] = "1"
+    os.environ["SET_INSIDE"] = "1"  # the block's own change: it stays
 after = state()
-print("same", json.dumps({key: before[key] == after[key] for key in before}), flush=True)
+print("same", json.dumps({key: before[key] == after[key] for key in before if key != "environ"}), flush=True)
+changed = {k: v for k, v in after["environ"].items() if before["environ"].get(k) != v}
+print("environ", json.dumps([changed, sorted(set(before["environ"]) - set(after["environ"]))]), flush=True)
+print("experiment", checked.experiment.experiment_id, flush=True)
+print("tracking uri", json.dumps([mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")]), flush=True)
 print("child ignores", json.dumps([ignored_before, child_ignores()]), flush=True)
+if "child run" in sys.argv:  # a child process started after the block logs where this process does
+    child = "import mlflow; print(mlflow.start_run().info.experiment_id)"
+    print("child experiment", subprocess.run([sys.executable, "-c", child], capture_output=True, text=True).stdout, flush=True)
 if "loop" in sys.argv:  # the learner's own loop, after the block
     print("looping", flush=True)
     for _ in range(600):
@@ -100,19 +124,61 @@ def run_status(tmp_path, run_id: str) -> str:
     return mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(run_id).info.status
 
 
-def test_the_process_is_as_before_after_the_block(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", LEARNER], cwd=tmp_path, env=clean_env({"PYTHONPATH": str(REPO)}),
+def printed(result, label: str):
+    """The JSON (or text) the learner's script printed after `label`."""
+    line = result.stdout.split(f"\n{label} ", 1)[1].splitlines()[0]
+    return json.loads(line) if line[:1] in "[{" else line
+
+
+def run_learner(folder, *args, env=None):
+    return subprocess.run(
+        [sys.executable, "-c", LEARNER, *args], cwd=folder, env=env or clean_env({"PYTHONPATH": str(REPO)}),
         capture_output=True, text=True, timeout=120, preexec_fn=default_signals,
     )  # fmt: skip
+
+
+def test_the_process_is_as_before_after_the_block(tmp_path):
+    result = run_learner(tmp_path, "child run")
     assert result.returncode == 0, result.stderr
-    same = json.loads(result.stdout.split("same ", 1)[1].splitlines()[0])
-    assert same == {"environ": True, "excepthook": True, "unraisablehook": True, "boto3 session": True, "handlers": True}
+    assert printed(result, "same") == {"excepthook": True, "unraisablehook": True, "boto3 session": True, "handlers": True}
+    # The environment: what the code in the block and another thread set stays theirs, and so
+    # does MLFLOW_EXPERIMENT_ID, which mlflow.set_experiment sets for child processes.
+    experiment = printed(result, "experiment")
+    assert printed(result, "environ") == [
+        {"SET_INSIDE": "1", "SET_BY_A_THREAD": "1", "MLFLOW_EXPERIMENT_ID": experiment}, []
+    ]
+    assert printed(result, "child experiment") == experiment
     # A child started after the block ignores what one started before it ignores (no stop signal).
-    before, after = json.loads(result.stdout.split("child ignores ", 1)[1].splitlines()[0])
+    before, after = printed(result, "child ignores")
     assert before == after
     stop_bits = sum(1 << (getattr(signal, name) - 1) for name in STOP_SIGNALS)
     assert int(after, 16) & stop_bits == 0
+
+
+def test_what_the_checks_set_for_a_tracking_server_is_undone(trainer_env, tmp_path):
+    """Against a tracking server the checks set MLflow's timeout and retries for the block (and
+    keep the server's address out of MLflow's own output when it holds a password): after it,
+    they are gone."""
+    env = {k: v for k, v in trainer_env.items() if k not in FAIL_FAST}
+    result = run_learner(tmp_path, env=clean_env(dict(env, PYTHONPATH=str(REPO))))
+    assert result.returncode == 0, result.stderr
+    changed, removed = printed(result, "environ")
+    assert set(changed) == {"SET_INSIDE", "SET_BY_A_THREAD", "MLFLOW_EXPERIMENT_ID"} and removed == []
+
+
+def test_the_tracking_uri_the_checks_set_is_undone(tmp_path):
+    """In a folder whose name MLflow writes escaped ('my work' as 'my%20work'), the checks point
+    MLflow at ./mlflow.db for the block; after it, MLflow's default is back."""
+    folder = tmp_path / "my work"
+    folder.mkdir()
+    result = run_learner(folder)
+    assert result.returncode == 0, result.stderr
+    default = subprocess.run(
+        [sys.executable, "-c", "import mlflow; print(mlflow.get_tracking_uri())"], cwd=folder,
+        env=clean_env({}), capture_output=True, text=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    assert printed(result, "tracking uri") == [default, None]
+    assert (folder / "mlflow.db").is_file()
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
@@ -166,17 +232,25 @@ def test_nohup_still_protects_against_sighup(tmp_path):
     process.communicate(timeout=60)
 
 
-def test_a_learners_mistake_keeps_mlflows_message_and_traceback(tmp_path):
-    process = start(tmp_path, "mistake")
+LEARNERS_MISTAKES = {
+    "mistake": r"mlflow.exceptions.MlflowException: Invalid value \"high\" for parameter 'value' supplied: .*",
+    "missing file": r"FileNotFoundError: \[Errno 2\] No such file or directory: 'missing.csv'",
+    "absolute path": r"mlflow.exceptions.MlflowException: Invalid artifact path: '/etc'\. .*",
+    "a file as a folder": r"NotADirectoryError: \[Errno 20\] Not a directory: '.*/artifacts/a/b.txt/c.txt'",
+}
+
+
+@pytest.mark.parametrize("mistake", LEARNERS_MISTAKES)
+def test_a_learners_mistake_keeps_mlflows_message_and_traceback(mistake, tmp_path):
+    """A mistake in the code's own call (a metric that is no number, a file that is not there,
+    an artifact path MLflow refuses, a file used as a folder) is the code's, not the set-up's:
+    no error:/fix: pair, Python's traceback with MLflow's whole message, the run FAILED."""
+    process = start(tmp_path, mistake)
     stdout, stderr = process.communicate(timeout=120)
     run_id = stdout.split("run ", 1)[1].split()[0]
     assert process.returncode == 1
     assert "Traceback (most recent call last)" in stderr
-    assert stderr.strip().splitlines()[-1] == (
-        "mlflow.exceptions.MlflowException: Invalid value \"high\" for parameter 'value' supplied: "
-        + stderr.strip().splitlines()[-1].split("supplied: ", 1)[1]
-    )
-    assert "Please specify value as a valid double" in stderr
+    assert re.fullmatch(LEARNERS_MISTAKES[mistake], stderr.strip().splitlines()[-1]), stderr
     assert "error:" not in stderr and "fix:" not in stderr
     assert run_status(tmp_path, run_id) == "FAILED"
 
@@ -231,3 +305,34 @@ def test_importing_the_helpers_changes_nothing(tmp_path):
     assert json.loads(result.stdout) == dict.fromkeys(
         ["environ", "handlers", "hooks", "boto3 session", "atexit", "streams"], True
     )
+
+
+PROMPT = """import sys, time, mlflow
+from common.checks import checked_setup
+with checked_setup("learner"):
+    with mlflow.start_run() as run:
+        print("waiting inside", run.info.run_id, flush=True)
+        time.sleep(60)
+
+"""
+
+
+def test_at_an_interactive_prompt_nothing_ends_the_session(tmp_path):
+    """`python -i`, the block typed at the prompt: Ctrl+C inside it, then a set-up problem (a
+    tracking server that is not there). Each comes back as an exception at the prompt, as plain
+    Python's would, the run FAILED; the session goes on."""
+    process = subprocess.Popen(
+        [sys.executable, "-i", "-u"], cwd=tmp_path, env=clean_env({"PYTHONPATH": str(REPO)}),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals,
+    )  # fmt: skip
+    process.stdin.write(PROMPT)
+    process.stdin.flush()
+    run_id = read_until(process, "waiting inside")[-1].split()[2]
+    process.send_signal(signal.SIGINT)
+    refused = 'import os; os.environ["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9"\n' + PROMPT
+    stdout, stderr = process.communicate(refused + 'print("still here")\n', timeout=120)
+    assert process.returncode == 0, stderr
+    assert stdout.strip().endswith("still here"), stdout
+    assert f"KeyboardInterrupt: stopped with Ctrl+C (run {run_id} is marked FAILED)" in stderr
+    assert "FixableError: error: cannot reach the MLflow tracking server at http://127.0.0.1:9" in stderr
+    assert run_status(tmp_path, run_id) == "FAILED"

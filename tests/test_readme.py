@@ -49,6 +49,19 @@ def test_patterns_can_be_pasted_into_the_interactive_prompt(letter):
     assert prompt.syntax_errors == 0
 
 
+def test_patterns_that_need_a_run_leave_the_prompt_open(tmp_path):
+    """E and G pasted into `python -i` in an empty folder, before any run of run.py: each says
+    to run run.py first as an exception, and the prompt comes back (SystemExit would end it)."""
+    pasted = "".join(pattern_blocks()[letter] + "\n\n" for letter in NEED_A_RUN)
+    result = subprocess.run(
+        [sys.executable, "-i"], input=pasted + 'print("still here")\n', cwd=tmp_path, env=clean_env({}),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("still here")
+    assert result.stderr.count("LookupError: no run 'artifact_examples' in experiment 02-artifacts yet") == 2
+
+
 @pytest.mark.parametrize("letter", PATTERNS)
 def test_readme_pattern_runs(letter, stack, stack_run, trainer_env, tmp_path):
     """Each pattern, pasted into Python in the compose trainer (here: its environment)."""
@@ -84,21 +97,22 @@ def git_ignores(name: str) -> bool:
 def test_patterns_run_pasted_into_an_empty_folder(tmp_path):
     """Each pattern saved as a file in an empty project folder of a learner's own, outside this
     repository (no `common` to import), run there without Docker. Before any run of run.py, E
-    and G stop with one sentence and no traceback, and the others run; after run.py, E and G
-    run too. What they leave behind is ignored by git."""
+    and G end with a LookupError that says to run run.py first (an exception, not an exit: pasted
+    at a prompt, the session goes on), and the others run; after run.py, E and G run too. What
+    they leave behind is ignored by git."""
     project = tmp_path / "my-project"
     project.mkdir()
     env = clean_env({})
     for letter in PATTERNS:
         result = run_pattern(letter, project, env)
-        assert "Traceback" not in result.stderr, f"pattern {letter}: {result.stderr}"
         if letter in NEED_A_RUN:
             assert result.returncode == 1
             assert result.stderr.strip().splitlines()[-1] == (
-                "no run 'artifact_examples' in experiment 02-artifacts yet: run examples/02_artifacts/run.py first"
+                "LookupError: no run 'artifact_examples' in experiment 02-artifacts yet: "
+                "run examples/02_artifacts/run.py first"
             )
         else:
-            assert result.returncode == 0, f"pattern {letter}: {result.stderr}"
+            assert result.returncode == 0 and "Traceback" not in result.stderr, f"pattern {letter}: {result.stderr}"
     assert sorted(p.name for p in project.iterdir()) == ["mlflow.db", "mlruns", "outputs"]
     assert run_script("examples/02_artifacts/run.py", project, env).returncode == 0
     for letter in NEED_A_RUN:

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import sys
+import traceback
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -151,18 +152,55 @@ CALLER_ERROR_CODES = (
 )  # fmt: skip
 
 
-def is_learners_mistake(error: BaseException, explained: FixableError) -> bool:
-    """True for an error that the code's own call caused, not the set-up: MLflow refusing what it
-    was given (`mlflow.log_metric("acc", "high")`), or a ValueError or TypeError MLflow's own code
-    raised. It keeps MLflow's whole message and its traceback. A failure the explanations above
-    recognise (a deleted experiment, a server's answer...) stays a set-up problem."""
-    if isinstance(error, FixableError) or getattr(explained, "recognised", True):
+def is_learners_mistake(error: BaseException, explained: FixableError, artifact_folder: Path | None = None) -> bool:
+    """True for an error that the code's own call caused, not the set-up. It keeps MLflow's whole
+    message and its traceback:
+
+    - MLflow refusing what it was given: `mlflow.log_metric("acc", "high")`, a ValueError or
+      TypeError MLflow's own code raised, an artifact path it refuses ("Invalid artifact path");
+    - a file or folder the call itself named: `mlflow.log_artifact("missing.csv")`;
+    - on the embedded store (`artifact_folder`: the experiment's local folder), two artifact
+      paths of the code's own that collide: 'a/b.txt', then 'a/b.txt/c.txt'.
+
+    A failure the explanations above recognise (a deleted experiment, a server's answer...) stays
+    a set-up problem, and so does anything the checks themselves raised."""
+    if isinstance(error, FixableError):
+        return False
+    if isinstance(error, OSError) and error.filename is not None and error.errno != errno.ENOSPC:
+        if _named_in_the_call(error) or _in_the_store(error, artifact_folder):
+            return True
+    if getattr(explained, "recognised", True):
         return False
     from mlflow.exceptions import MlflowException
 
     if isinstance(error, MlflowException):
-        return error.error_code in CALLER_ERROR_CODES
+        return error.error_code in CALLER_ERROR_CODES or str(error).startswith("Invalid artifact path")
     return isinstance(error, (ValueError, TypeError)) and not _origin(error) and _raised_in(error) == "mlflow"
+
+
+def _named_in_the_call(error: OSError) -> bool:
+    """True when the file the error names is a path the code passed to MLflow: an argument of the
+    first MLflow function the code called (the outermost MLflow frame of the traceback)."""
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        if frame.f_globals.get("__name__", "").split(".")[0] == "mlflow":
+            given = {os.fspath(v) for v in frame.f_locals.values() if isinstance(v, (str, os.PathLike))}
+            return os.fspath(error.filename) in given
+    return False
+
+
+# What two artifact paths of the code's own do to each other in a folder: 'a/b.txt' stands where
+# 'a/b.txt/c.txt' needs a folder (ENOTDIR, EEXIST), or the other way round (EISDIR); or a name
+# the file system cannot hold (ENAMETOOLONG).
+_PATH_CLASHES = (errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG)
+
+
+def _in_the_store(error: OSError, artifact_folder: Path | None) -> bool:
+    """True for a clash between artifact paths inside a run's folder of the embedded store."""
+    if artifact_folder is None or error.errno not in _PATH_CLASHES:
+        return False
+    folder = Path(os.path.realpath(artifact_folder))
+    names = [os.fspath(n) for n in (error.filename, error.filename2) if n is not None]
+    return any(Path(os.path.realpath(name)).is_relative_to(folder) for name in names)
 
 
 def _bucket() -> str:

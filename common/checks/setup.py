@@ -15,14 +15,21 @@ artifact store of that experiment) and, for the block only:
   output's encoding cannot show is printed escaped instead of failing the run.
 
 On the way out (finished, failed or stopped) it puts back what was there before: the signal
-handlers, the two hooks, os.environ, boto3's default session, the output's error handling.
-It registers no atexit handler. Then:
+handlers, the two hooks, boto3's default session, the output's error handling, and what the
+checks set in os.environ and as the tracking URI (changes the block itself or another thread
+made stay). The experiment stays active, as after mlflow.set_experiment (with
+MLFLOW_EXPERIMENT_ID, which MLflow sets for child processes). It registers no atexit handler.
+Then:
 
 - a set-up problem (errors.is_setup_problem, explained by explain.explain): `error:` and `fix:`
   on stderr, exit status 1 (`--debug` on the command line adds the traceback);
 - a stop: its two lines, exit status 128 + the signal's number (130 for Ctrl+C, 143 for SIGTERM);
 - anything else, a mistake in the code's own calls included (`mlflow.log_metric("acc", "high")`,
-  explain.is_learners_mistake): raised again unchanged, with MLflow's message and traceback.
+  `mlflow.log_artifact("missing.csv")`, explain.is_learners_mistake): raised again unchanged,
+  with MLflow's message and traceback.
+
+At an interactive prompt nothing ends the session: Ctrl+C comes back as KeyboardInterrupt and a
+set-up problem as a FixableError (its two lines are its message), as plain Python would.
 """
 
 from __future__ import annotations
@@ -33,11 +40,14 @@ import sys
 import threading
 import traceback
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 import boto3
 import mlflow
 from mlflow.entities import Experiment
+from mlflow.utils.file_utils import local_file_uri_to_path
 
 from common.checks import stops
 from common.checks.errors import FixableError, _short, is_setup_problem, without_passwords
@@ -77,6 +87,8 @@ class _Process:
         self.handlers = {signum: signal.getsignal(signum) for signum in self.signals} if self.main_thread else {}
         self.excepthook, self.unraisablehook = sys.excepthook, sys.unraisablehook
         self.environ = dict(os.environ)
+        self.tracking_uri = _tracking_uri_set()
+        self.checks_set: dict[str, str] = {}
         self.boto3_session = boto3.DEFAULT_SESSION
         self.streams = [(s, s.errors) for s in (sys.stdout, sys.stderr) if hasattr(s, "reconfigure")]
 
@@ -89,6 +101,18 @@ class _Process:
             stops._on_stop(stops._stopped)
             sys.unraisablehook = stops._stop_lost_in_a_callback
             sys.excepthook = stops._stopped_on_the_way_out
+
+    def checked(self) -> None:
+        """Note what the checks set in the environment (timeouts, retries; the tracking URI, in a
+        folder whose name MLflow would escape): that, and only that, is undone on the way out.
+        MLFLOW_EXPERIMENT_ID stays: mlflow.set_experiment sets it for child processes, and the
+        experiment stays active, as after any call of mlflow.set_experiment."""
+        self.checks_set = {
+            name: value
+            for name, value in os.environ.items()
+            if self.environ.get(name) != value and name not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI")
+        }
+        self.tracking_uri_by_checks = _tracking_uri_set() if _tracking_uri_set() != self.tracking_uri else None
 
     def restore(self) -> None:
         if self.main_thread:
@@ -103,14 +127,26 @@ class _Process:
             finally:
                 if masks:
                     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        for name in [name for name in os.environ if name not in self.environ]:
-            del os.environ[name]
-        for name, value in self.environ.items():
-            if os.environ.get(name) != value:
-                os.environ[name] = value
+        # Only what the checks set, and only where nobody has changed it since (the code in the
+        # block, another thread): their changes stay theirs.
+        for name, value in self.checks_set.items():
+            if os.environ.get(name) == value:
+                if name in self.environ:
+                    os.environ[name] = self.environ[name]
+                else:
+                    del os.environ[name]
+        if getattr(self, "tracking_uri_by_checks", None) and _tracking_uri_set() == self.tracking_uri_by_checks:
+            mlflow.set_tracking_uri(self.tracking_uri)  # None: MLflow's default again
         boto3.DEFAULT_SESSION = self.boto3_session
         for stream, errors in self.streams:
             stream.reconfigure(errors=errors)
+
+
+def _tracking_uri_set() -> str | None:
+    """The tracking URI set with mlflow.set_tracking_uri, or None (MLflow's default, or the setting)."""
+    from mlflow.tracking._tracking_service import utils
+
+    return utils._tracking_uri
 
 
 @contextmanager
@@ -118,18 +154,25 @@ def checked_setup(experiment_name: str):
     """Check the set-up, then run the block with the process changes above; undo them on exit.
 
     Yields what the checks found (a SetUp). Ends the process with status 1 on a set-up problem,
-    128 + the signal's number on a stop; re-raises anything else unchanged.
+    128 + the signal's number on a stop; re-raises anything else unchanged. At an interactive
+    prompt (`python -i`, IPython, Jupyter) it ends nothing: Ctrl+C is raised again as
+    KeyboardInterrupt, and a set-up problem as a FixableError, both after the run is closed.
     """
     process = _Process()
-    status = None
+    status, checked = None, None
     try:
         process.change()
         try:
-            yield check_setup(experiment_name)
+            checked = check_setup(experiment_name)
+            process.checked()
+            yield checked
         except KeyboardInterrupt as stop:  # Ctrl+C, or stops.Stopped by another signal
             stops._end_at_once_if_stopped_again()
-            _report(*stops._stop_message(stop))
+            what, fix = stops._stop_message(stop)
             status = stops.exit_status(stop)
+            if _interactive() and status == 128 + signal.SIGINT:
+                raise KeyboardInterrupt(f"{what}; {fix}") from None
+            _report(what, fix)
         except Exception as error:
             if not is_setup_problem(error):
                 raise
@@ -139,21 +182,38 @@ def checked_setup(experiment_name: str):
                 explained = FixableError(
                     f"{type(error).__name__}: {_short(str(error))}", "add --debug to see where it failed"
                 )
-            if is_learners_mistake(error, explained):
+            if checked and is_learners_mistake(error, explained, _local_folder(checked.experiment)):
                 raise
             stops._end_at_once_if_stopped_again()
             try:
                 run_note, run_fix = _close_run(error)
             except Exception:
                 run_note, run_fix = "", ""
+            if _interactive():
+                raise FixableError(f"{explained.what}{run_note}", f"{explained.fix}{run_fix}") from None
             if "--debug" in sys.argv:
                 traceback.print_exc()
             _report(f"{explained.what}{run_note}", f"{explained.fix}{run_fix}")
             status = 1
     finally:
+        if checked is None:
+            process.checked()  # the checks failed: undo what they had set too
         process.restore()
     if status is not None:
         sys.exit(status)
+
+
+def _interactive() -> bool:
+    """True at an interactive prompt, where ending the process would end the learner's session."""
+    ipython = sys.modules.get("IPython")
+    return hasattr(sys, "ps1") or bool(ipython and ipython.get_ipython())
+
+
+def _local_folder(experiment: Experiment) -> Path | None:
+    """The experiment's artifact folder, on the embedded store; None for S3 or a tracking server."""
+    if urlsplit(experiment.artifact_location).scheme not in ("", "file"):
+        return None
+    return Path(local_file_uri_to_path(experiment.artifact_location))
 
 
 def _report(what: str, fix: str) -> None:
