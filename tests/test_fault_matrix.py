@@ -43,15 +43,22 @@ from support.stack import REPO, clean_env, compose_environment, compose_service,
 # --- settings a learner can mistype ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("uri", ["http://", "htp:/x", "folder"])
+@pytest.mark.parametrize("uri", ["http://", "htp:/x", "folder", "mlflow.db"])
 def test_mistyped_tracking_uri(uri, trainer_env, tmp_path):
     if uri == "folder":  # a bare absolute path, as if MLFLOW_TRACKING_URI could name the mlruns folder
         uri = str(tmp_path / "runs")
         fault, phrases = "folder as tracking uri", [f"MLFLOW_TRACKING_URI=sqlite:///{uri}/mlflow.db"]
+    elif uri == "mlflow.db":  # the database's name without its scheme: not a folder; the fix is the scheme
+        fault, phrases = "database file as tracking uri", ["fix: set MLFLOW_TRACKING_URI=sqlite:///mlflow.db"]
     else:
         fault, phrases = "bad tracking uri", [f"MLFLOW_TRACKING_URI={uri!r}"]
     for result, seconds in run_all(dict(trainer_env, MLFLOW_TRACKING_URI=uri), tmp_path).values():
         assert_one_clear_message(result, seconds, fault, *phrases)
+    if uri == "mlflow.db":  # following the fix, run.py runs
+        fixed = dict(trainer_env, MLFLOW_TRACKING_URI="sqlite:///mlflow.db")
+        (tmp_path / "fixed").mkdir()
+        result, _ = run_and_time(SCRIPTS[0], fixed, tmp_path / "fixed")
+        assert result.returncode == 0, result.stderr
 
 
 def test_uppercase_scheme_is_the_same_server(stack, trainer_env, tmp_path):

@@ -31,6 +31,8 @@ from common.checks.settings import (
 
 # The tracking URI schemes MLflow 3.17 can use.
 TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks", "databricks-uc", "uc")
+# What a learner names an SQLite database (mlflow.db): a path that ends so is a file, not a folder.
+DATABASE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 
 # Where a request should not go through HTTP_PROXY / HTTPS_PROXY: the compose hosts and this machine.
@@ -79,6 +81,12 @@ def check_tracking_server(tracking_uri: str) -> str | None:
         )
     if scheme in ("", "file"):
         folder = tracking_uri.removeprefix("file://")
+        if Path(folder).is_file() or (not Path(folder).exists() and folder.endswith(DATABASE_SUFFIXES)):
+            raise FixableError(  # `MLFLOW_TRACKING_URI=mlflow.db`: a database, without its scheme
+                f"MLFLOW_TRACKING_URI={tracking_uri} names a database file without 'sqlite:///' in front, "
+                "so MLflow would read it as a folder of runs, which MLflow 3 no longer keeps",
+                f"set MLFLOW_TRACKING_URI=sqlite:///{folder}",
+            )
         raise FixableError(
             f"MLFLOW_TRACKING_URI={tracking_uri} is a folder, and MLflow 3 no longer keeps runs in folders",
             f"for a database file there, set MLFLOW_TRACKING_URI=sqlite:///{folder.rstrip('/')}/mlflow.db; "
