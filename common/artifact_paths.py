@@ -11,9 +11,16 @@ A path is text (a pathlib path is taken as its '/' form) with '/' between names.
 what a store here breaks on, as measured with MLflow 3.17.2 (tests/test_artifact_paths_roundtrip.py
 logs every accepted path and downloads it back, from the embedded store, S3 direct and proxied):
 
-- empty, absolute ('/x', 'C:/x') or with a '..' name: a direct S3 root writes it outside the run;
+- empty, absolute ('/x') or with a '..' name: a direct S3 root writes it outside the run;
+- a name that urllib reads as an address and writes back changed: letters and ':' with a capital
+  letter before the ':' ('C:/x.md', 'Notes: draft.md'), or a scheme urllib writes with '//'
+  ('http:x.md', 'file:x.md'): the embedded store downloads the changed name instead, so the
+  download fails, or gives the bytes of 'notes: draft.md' if that exists too;
+- a byte that is not UTF-8 text (from a file name that was not, held as a surrogate);
 - an empty or '.' name ('a//b', './a'): S3 keeps the key, but MLflow's listing leaves it out;
 - a folder part that starts with '..' ('..x/y.md'): the embedded store refuses it;
+- a folder named like a Windows drive ('c:/x.md'): the embedded store will not download it
+  with its folder or the whole run (MLflow reads 'c:/x.md' as absolute there, on Linux too);
 - a name that starts with '.artifact.uploading.': the embedded store keeps those for itself;
 - a name that starts with a space: the embedded store lists it, and cannot download it;
 - a control character (tab, newline, DEL): the download fails; S3 refuses a newline;
@@ -24,7 +31,8 @@ logs every accepted path and downloads it back, from the embedded store, S3 dire
   file system refuses;
 - a path over 900 bytes: an S3 key holds 1,024, and MLflow puts up to 63 in front of the path;
 - checked_file: a path that ends with '/' (no file name); checked_table_file: a name that does
-  not end in .json or .parquet (log_table refuses it).
+  not end in .json or .parquet, or holds one of " ' , : [ ] { } (log_table refuses those), or
+  non-ASCII letters (mlflow.load_table cannot find it).
 
 Anything else is accepted: 'Q&A.md', 'notes [draft].md', '100%.png', 'README' (no extension),
 a folder 'model.v2'. One thing no check of one path can see: 'Report.txt' and 'report.txt' are
@@ -36,6 +44,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import PurePath
+from urllib.parse import urlparse, urlunparse
 
 from common.checks.errors import FixableError
 
@@ -50,6 +59,8 @@ MAX_NAME_BYTES = 200
 MAX_PATH_BYTES = 900
 # The names MLflow's local artifact store keeps for the files it is writing.
 UPLOADING = ".artifact.uploading."
+# What log_table refuses in its artifact_file (MlflowClient._check_artifact_file_string).
+TABLE_FORBIDDEN = "\"',:[]{}"
 
 
 class InvalidArtifactPath(FixableError, ValueError):
@@ -76,8 +87,19 @@ def checked_file(path: str | os.PathLike, extensions: tuple[str, ...] = ()) -> s
 
 
 def checked_table_file(path: str | os.PathLike) -> str:
-    """`artifact_file` for log_table: MLflow stores tables only as .json or .parquet."""
-    return checked_file(path, extensions=(".json", ".parquet"))
+    """`artifact_file` for log_table: MLflow stores tables only as .json or .parquet, refuses
+    some characters in their names, and cannot load back a name with non-ASCII letters."""
+    path = checked_file(path, extensions=(".json", ".parquet"))
+    for char in TABLE_FORBIDDEN:
+        if char in path:
+            _refuse("artifact_file", path, f"contains {char!r}, which log_table refuses", f"remove the {char!r}")
+    if not path.isascii():
+        rule = (
+            "holds non-ASCII characters: log_table logs it, but mlflow.load_table cannot find it (MLflow "
+            "writes the name escaped in the run's tag mlflow.loggedArtifacts and searches for it as written)"
+        )
+        _refuse("artifact_file", path, rule, "use ASCII letters, digits, '-', '_' and '.' in a table's name")
+    return path
 
 
 def checked_folder(path: str | os.PathLike) -> str:
@@ -105,7 +127,12 @@ def _check_path(path: str, argument: str, example: str, max_bytes: int, is_file:
         _refuse(argument, path, f"is not text ({type(path).__name__})", relative)
     if not path.strip():
         _refuse(argument, path, "is empty", relative)
-    if path.startswith("/") or re.match(r"[A-Za-z]:(/|$)", path):
+    try:
+        path.encode()
+    except UnicodeEncodeError as error:  # a byte a file name held that was not UTF-8 (a surrogate)
+        char = path[error.start]
+        _refuse(argument, path, f"holds {char!r}, a byte that is not UTF-8 text, which MLflow cannot write", "remove it")
+    if path.startswith("/"):
         _refuse(argument, path, "is absolute: a direct S3 root would write it outside the run", relative)
     names = path.removesuffix("/").split("/")  # a folder's one trailing '/' (a file's is refused before)
     if ".." in names:
@@ -115,6 +142,10 @@ def _check_path(path: str, argument: str, example: str, max_bytes: int, is_file:
     folder = path.rpartition("/")[0] if is_file else path
     if folder.startswith(".."):
         _refuse(argument, path, "starts with a folder named '..', which the embedded store refuses", relative)
+    drive = next((name for name in folder.split("/") if re.fullmatch(r"[A-Za-z]:", name)), None)
+    if drive:  # MLflow checks each path it downloads: 'c:/x.md' is absolute on Windows
+        rule = f"has a folder named like a Windows drive, {drive!r}, which the embedded store will not download from"
+        _refuse(argument, path, rule, f"rename the folder, like {drive[0]!r}")
     control = re.search(r"[\x00-\x1f\x7f]", path)
     if control:
         char = control.group(0)
@@ -138,6 +169,13 @@ def _check_path(path: str, argument: str, example: str, max_bytes: int, is_file:
         if name.startswith(" "):
             rule = f"has a name that starts with a space, {name!r}, which the embedded store cannot download"
             _refuse(argument, path, rule, "remove the space from the start of the name")
+        as_address = urlunparse(urlparse(name))
+        if as_address != name:
+            rule = (
+                f"has a name, {name!r}, that the embedded store reads as an address (as {as_address!r}), "
+                "so downloading it, or a folder that holds it, fails"
+            )
+            _refuse(argument, path, rule, f"remove the ':', like {name.replace(':', ' -', 1)!r}")
         if len(name.encode()) > MAX_NAME_BYTES:
             rule = f"has a name longer than {MAX_NAME_BYTES} bytes, which an S3 download cannot write"
             _refuse(argument, path, rule, "shorten it")

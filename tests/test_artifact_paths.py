@@ -5,13 +5,23 @@ from __future__ import annotations
 from pathlib import Path, PureWindowsPath
 
 import mlflow
+import pandas as pd
 import pytest
 
 from common.artifact_paths import InvalidArtifactPath, checked_file, checked_folder, checked_table_file
 
 BAD_FILES = {
     "/reports/notes.md": "is absolute",
-    "C:/reports/notes.md": "is absolute",
+    "C:/reports/notes.md": "named like a Windows drive, 'C:'",
+    "c:/reports/notes.md": "named like a Windows drive, 'c:'",  # not with its folder, nor the whole run
+    "x/d:/notes.md": "named like a Windows drive, 'd:'",
+    "Notes: draft.md": "reads as an address",  # the embedded store downloads 'notes: draft.md'
+    "C:x.md": "reads as an address",
+    "http:x.md": "reads as an address",  # ... 'http:///x.md'
+    "file:x.md": "reads as an address",
+    "reports/Notes: x.md": "reads as an address",
+    "x/Z:x/y.md": "reads as an address",  # downloading the folder 'x/Z:x' fails
+    "caf\udce9.md": "not UTF-8 text",  # a byte os.listdir could not decode
     "../escape.txt": "contains '..'",
     "reports/../../x.txt": "contains '..'",
     "": "is empty",
@@ -56,6 +66,9 @@ BAD_FOLDERS = {
     "reports\\daily": "backslash",
     "reports#1": "contains '#'",
     "reports%2F2026": "contains '%2F'",
+    "Zx:": "reads as an address",
+    "z:": "named like a Windows drive",  # a file goes under it
+    "reports/HTTP:": "reads as an address",
     "/".join(["x" * 99] * 8): "longer than 699 bytes",  # 699 + '/' + a 200-byte file name = 900
 }
 # What every store here keeps and gives back (tests/test_artifact_paths_roundtrip.py logs each
@@ -71,6 +84,9 @@ ACCEPTED_FILES = [
     "notes.",
     "reports /notes.md",
     "notes:v2.md",
+    "notes: draft.md",  # lower case before the ':': urllib writes it back as it is
+    "c:x.md",
+    "reports/c:",  # a file named so: MLflow reads only a folder 'c:' as a drive
     "a*b|c<d>e\"f.md",
     "it's $5 {ok} ~ ^ ! ` ;.md",
     "CON.txt",
@@ -99,6 +115,70 @@ def test_checked_folder_refuses(path, rule):
 def test_checked_table_file_refuses_other_extensions(path):
     with pytest.raises(InvalidArtifactPath, match=r"must end in \.json or \.parquet"):
         checked_table_file(path)
+
+
+BAD_TABLES = {
+    "tables/a,b.json": "contains ',', which log_table refuses",
+    "tables/v:2.json": "contains ':', which log_table refuses",
+    "tables/[x].json": "contains '\\[', which log_table refuses",
+    "tables/métriques.json": "non-ASCII characters: log_table logs it, but mlflow.load_table cannot find it",
+    "tables/图.json": "non-ASCII",
+}
+
+
+@pytest.mark.parametrize("path, rule", BAD_TABLES.items())
+def test_checked_table_file_refuses_what_log_table_or_load_table_cannot_take(path, rule):
+    with pytest.raises(InvalidArtifactPath, match=rule):
+        checked_table_file(path)
+
+
+@pytest.mark.parametrize("mlflow_store", ["embedded", "s3-direct"], indirect=True)
+def test_what_log_table_and_load_table_do_with_those_names(mlflow_store, request):
+    """MLflow's own behaviour, which the rules above follow: log_table refuses some characters
+    before it logs; a non-ASCII name it logs, and load_table, which searches the run's tag
+    mlflow.loggedArtifacts for the name as written (the tag holds it escaped), does not find it."""
+    if mlflow_store != "embedded":
+        request.getfixturevalue("s3_stack")
+    mlflow.set_experiment("tables")
+    frame = pd.DataFrame({"epoch": [1, 2]})
+    with mlflow.start_run() as run:
+        for path in [p for p in BAD_TABLES if p.isascii()]:
+            with pytest.raises(ValueError, match="forbidden character"):
+                mlflow.log_table(frame, artifact_file=path)
+        mlflow.log_table(frame, artifact_file="tables/métriques.json")
+        mlflow.log_table(frame, artifact_file="tables/metrics.json")
+    assert "tables/métriques.json" in [f.path for f in mlflow.artifacts.list_artifacts(run_id=run.info.run_id, artifact_path="tables")]
+    assert len(mlflow.load_table("tables/metrics.json", run_ids=[run.info.run_id])) == 2
+    with pytest.raises(mlflow.exceptions.MlflowException, match="No runs found with the corresponding table artifact"):
+        mlflow.load_table("tables/métriques.json", run_ids=[run.info.run_id])
+    assert '"path": "tables/m\\u00e9triques.json"' in mlflow.get_run(run.info.run_id).data.tags["mlflow.loggedArtifacts"]
+    assert mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/tables/métriques.json")["data"] == [[1], [2]]
+
+
+@pytest.mark.parametrize("mlflow_store", ["embedded"], indirect=True)
+def test_the_embedded_store_cannot_download_a_name_read_as_an_address(mlflow_store, tmp_path):
+    """The rule for names like 'Notes: draft.md': MLflow's embedded store logs them, then reads
+    the name as an address (urllib writes 'Notes:' back as 'notes:') and finds no such file, one
+    by one or in a folder that holds it; or, once 'notes: draft.md' exists, gives that file.
+    And a folder 'c:', which MLflow's download takes for a Windows drive (an absolute path)."""
+    mlflow.set_experiment("addresses")
+    with mlflow.start_run() as run:
+        for path in ["Notes: draft.md", "x/Z:/y.md", "http:x.md", "c:/x.md"]:
+            mlflow.log_text("upper", artifact_file=path)
+
+    def download(path):
+        return Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path=path, dst_path=str(tmp_path)))
+
+    for path in ["Notes: draft.md", "x/Z:", "http:x.md"]:
+        with pytest.raises(mlflow.exceptions.MlflowException, match="Failed to download artifacts"):
+            download(path)
+    with pytest.raises(mlflow.exceptions.MlflowException, match="Failed to download artifacts from path 'c:'"):
+        download("c:")
+    assert download("c:/x.md").read_text() == "upper"  # one by one it comes back
+    with mlflow.start_run(run_id=run.info.run_id):
+        mlflow.log_text("lower", artifact_file="notes: draft.md")
+    assert download("notes: draft.md").read_text() == "lower"
+    assert download("Notes: draft.md").read_text() == "lower"  # not the file logged under that name
 
 
 def test_good_paths_pass_unchanged():
@@ -159,3 +239,12 @@ def test_refused_paths_leave_the_bucket_as_it_was(mlflow_store, stack):
             with pytest.raises(InvalidArtifactPath):
                 mlflow.log_artifact(__file__, artifact_path=checked_folder(path))
     assert stack.keys() == before
+
+
+def test_the_docs_list_the_rules_the_check_follows():
+    """docs/artifact-paths.md lists the rules as the module's docstring does, word for word."""
+    import common.artifact_paths
+
+    rules = common.artifact_paths.__doc__.split("S3 direct and proxied):\n\n", 1)[1].split("\n\nAnything else")[0]
+    page = (Path(__file__).parents[1] / "docs/artifact-paths.md").read_text()
+    assert rules in page

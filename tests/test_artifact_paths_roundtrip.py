@@ -15,6 +15,7 @@ import re
 import tempfile
 import time
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse, urlunparse
 
 import mlflow
 import pytest
@@ -46,7 +47,10 @@ LONG_NAME = st.builds(
 FOLDER = st.lists(st.one_of(NAME, NAME, NAME, LONG_NAME), min_size=1, max_size=4).map("/".join)
 EXTENSION = st.sampled_from([".txt", ".json", ".md", ".tar.gz"])
 ODD = st.one_of(
-    st.text(max_size=4), st.sampled_from(["", "/", "//", ".", "..", " ", "\\", "C:", "\x00", ".artifact.uploading."])
+    st.text(max_size=4),
+    st.sampled_from(["", "/", "//", ".", "..", " ", "\\", "C:", "c:/", "\x00", ".artifact.uploading.", "\udce9"]),
+    st.from_regex(r"\A[A-Za-z][A-Za-z0-9+.-]{0,5}: ?\Z"),  # a name that starts like an address: 'Notes: ', 'http:'
+    st.sampled_from(["http:", "https:", "file:", "git:", "HTTP:", "Notes: "]),
 )
 
 
@@ -57,6 +61,8 @@ def with_odd_pieces(paths):
     return st.one_of(paths, paths, st.builds(insert, paths, st.integers(0, 40), ODD))
 
 
+# Any string at all, surrogates included (a file name os.listdir could not decode holds them).
+ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=40)
 file_candidates = with_odd_pieces(st.builds(lambda folder, extension: folder + extension, FOLDER, EXTENSION))
 folder_candidates = with_odd_pieces(st.builds(lambda folder, end: folder + end, FOLDER, st.sampled_from(["", "", "/"])))
 
@@ -82,7 +88,9 @@ def looks_safe(path: str, folder: str) -> bool:
     return (
         posixpath.normpath(path) == path  # no empty, '.' or '..' names, no trailing '/'
         and not PurePosixPath(path).is_absolute()
-        and not re.match(r"[A-Za-z]:(/|$)", path)  # no drive
+        and path.encode(errors="replace") == path.encode(errors="surrogatepass")  # UTF-8 text
+        and all(urlunparse(urlparse(name)) == name for name in names)  # urllib gives each name back as it is
+        and not any(re.fullmatch(r"[A-Za-z]:", name) for name in folder.split("/"))  # no folder 'c:'
         and not folder.startswith("..")
         and not re.search(r"[\x00-\x1f\x7f#?\\]|%[0-9A-Fa-f]{2}", path)
         and not any(name.startswith((" ", ".artifact.uploading.")) for name in names)
@@ -92,7 +100,7 @@ def looks_safe(path: str, folder: str) -> bool:
 
 
 @settings(max_examples=500, deadline=None, database=None)
-@given(candidate=st.one_of(file_candidates, st.text(max_size=40)))
+@given(candidate=st.one_of(file_candidates, ANY_TEXT))
 def test_checked_file_accepts_only_safe_paths(candidate):
     path = accepted(checked_file, candidate)
     if path is not None:
@@ -100,7 +108,7 @@ def test_checked_file_accepts_only_safe_paths(candidate):
 
 
 @settings(max_examples=500, deadline=None, database=None)
-@given(candidate=st.one_of(folder_candidates, st.text(max_size=40)))
+@given(candidate=st.one_of(folder_candidates, ANY_TEXT))
 def test_checked_folder_accepts_only_safe_paths(candidate):
     path = accepted(checked_folder, candidate)
     if path is not None:
@@ -169,6 +177,14 @@ def round_trip(store: Store, log, stored_as) -> None:
     with tempfile.TemporaryDirectory() as downloads:
         local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=stored_as, dst_path=downloads)
         assert Path(local).read_bytes() == BODY
+    # Also in every folder that holds it, and in the whole run.
+    folders = stored_as.split("/")[:-1]
+    for depth in range(len(folders) + 1):
+        folder = "/".join(folders[:depth]) or None
+        with tempfile.TemporaryDirectory() as downloads:
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=folder, dst_path=downloads)
+            inside = stored_as[len(folder) + 1 :] if folder else stored_as
+            assert Path(local, inside).read_bytes() == BODY, (folder, stored_as)
 
 
 def file_round_trips(store: Store, candidate: str) -> None:
@@ -195,6 +211,7 @@ ACCEPTED = [
     "Q&A.md", "notes [draft].md", "100%.png", "README", "model.v2/weights.bin", "..notes.md", "notes.",
     "reports /notes.md", "notes:v2.md", 'a*b|c<d>e"f.md', "it's $5 {ok} ~ ^ ! ` ;.md",
     "CON.txt", "re\u0301sume\u0301.md", "notes\u200b.md", "\u0301notes.md", "/".join("a" * 40) + ".md",
+    "notes: draft.md", "c:x.md", "reports/c:", "s3:x.md", "x:y/z.md",
 ]  # fmt: skip
 
 
@@ -262,3 +279,4 @@ def test_artifact_tree_ends_on_any_tree(mlflow_store, s3_stack):
     print(f"artifact_tree: {files} in {time.monotonic() - started:.1f} s")
     assert len(s3_stack.keys(prefix)) == 7
     assert sorted(files) == ["d/" * 5 + "deep.txt", "ok.txt", "z.txt"]
+
