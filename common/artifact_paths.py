@@ -13,12 +13,13 @@ logs every accepted path and downloads it back, from the embedded store, S3 dire
 
 - empty, absolute ('/x') or with a '..' name: a direct S3 root writes it outside the run;
 - a name that urllib reads as an address and writes back changed: letters and ':' with a capital
-  letter before the ':' ('C:/x.md', 'Notes: draft.md'), or a scheme urllib writes with '//'
+  letter before the ':' ('C:x.md', 'Notes: draft.md'), or a scheme urllib writes with '//'
   ('http:x.md', 'file:x.md'): the embedded store downloads the changed name instead, so the
   download fails, or gives the bytes of 'notes: draft.md' if that exists too;
 - a byte that is not UTF-8 text (from a file name that was not, held as a surrogate);
 - an empty or '.' name ('a//b', './a'): S3 keeps the key, but MLflow's listing leaves it out;
 - a folder part that starts with '..' ('..x/y.md'): the embedded store refuses it;
+- a ' in the first folder ("it's/x.md"): MLflow's listing of that folder fails on every store;
 - a folder named like a Windows drive ('c:/x.md'): the embedded store will not download it
   with its folder or the whole run (MLflow reads 'c:/x.md' as absolute there, on Linux too);
 - a name that starts with '.artifact.uploading.': the embedded store keeps those for itself;
@@ -30,6 +31,8 @@ logs every accepted path and downloads it back, from the embedded store, S3 dire
 - a name over 200 bytes of UTF-8: boto3 downloads it under a longer temporary name, which the
   file system refuses;
 - a path over 900 bytes: an S3 key holds 1,024, and MLflow puts up to 63 in front of the path;
+- checked_file: a file named as its folder ('data/data'): in proxied mode, MLflow lists nothing in
+  a folder that holds only that file (checked_folder cannot see the file's name: keep the two apart);
 - checked_file: a path that ends with '/' (no file name); checked_table_file: a name that does
   not end in .json or .parquet, or holds one of " ' , : [ ] { } (log_table refuses those), or
   non-ASCII letters (mlflow.load_table cannot find it).
@@ -71,19 +74,29 @@ def checked_file(path: str | os.PathLike, extensions: tuple[str, ...] = ()) -> s
     """`artifact_file`: folders AND a file name inside the run, like 'reports/notes.md'."""
     path = _as_text(path)
     if isinstance(path, str) and path.strip() and path.endswith("/"):
-        _refuse(
-            "artifact_file", path, "ends with '/', so it has no file name", f"name the file too, like '{path}notes.md'"
-        )
+        _refuse("artifact_file", path, "ends with '/', so it has no file name", f"name the file too, like {_example(path + 'notes.md')!r}")
     _check_path(path, "artifact_file", "reports/notes.md", MAX_PATH_BYTES, is_file=True)
-    name = path.rsplit("/", 1)[-1]
-    if extensions and not name.endswith(extensions):
-        _refuse(
-            "artifact_file",
-            path,
-            f"must end in {' or '.join(extensions)}",
-            f"rename it, like '{path.rsplit('.', 1)[0]}{extensions[0]}'",
+    folder, _, name = path.rpartition("/")
+    if folder and name == folder.rpartition("/")[2]:
+        rule = (
+            f"names a file as its folder, {name!r}: in proxied mode MLflow's listing takes a folder that holds only "
+            "that file for the file itself, and lists, downloads and shows nothing of it"
         )
+        _refuse("artifact_file", path, rule, f"rename the file or the folder, like {_example(f'{path}.txt')!r}")
+    if extensions and not name.endswith(extensions):
+        stem = name.rsplit(".", 1)[0] if "." in name else name
+        renamed = f"{folder}/{stem}{extensions[0]}" if folder else f"{stem}{extensions[0]}"
+        _refuse("artifact_file", path, f"must end in {' or '.join(extensions)}", f"rename it, like {_example(renamed)!r}")
     return path
+
+
+def _example(path: str) -> str:
+    """`path` as an example in a fix, if it passes the rules itself; else one that does."""
+    try:
+        _check_path(path, "artifact_file", "reports/notes.md", MAX_PATH_BYTES, is_file=True)
+        return path
+    except InvalidArtifactPath:
+        return "reports/notes.md"
 
 
 def checked_table_file(path: str | os.PathLike) -> str:
@@ -140,6 +153,9 @@ def _check_path(path: str, argument: str, example: str, max_bytes: int, is_file:
     if "" in names or "." in names:
         _refuse(argument, path, "contains an empty or '.' folder, which MLflow's listing leaves out", relative)
     folder = path.rpartition("/")[0] if is_file else path
+    if "'" in names[0] and (folder or not is_file):
+        rule = f"has a ' in its first folder, {names[0]!r}, and MLflow's listing of that folder fails (Invalid filter string)"
+        _refuse(argument, path, rule, "remove the '")
     if folder.startswith(".."):
         _refuse(argument, path, "starts with a folder named '..', which the embedded store refuses", relative)
     drive = next((name for name in folder.split("/") if re.fullmatch(r"[A-Za-z]:", name)), None)

@@ -21,8 +21,6 @@ import sys
 import traceback
 from urllib.parse import urlsplit
 
-import mlflow
-
 
 class FixableError(Exception):
     """A problem with a known fix (a service down, a setting missing, a bad path): says both."""
@@ -71,6 +69,8 @@ def without_passwords(text: str) -> str:
     writes it), then any other address's."""
     uris = [value for value in os.environ.values() if "://" in value]  # the tracking URI, S3's, a proxy's...
     try:
+        import mlflow  # here, not at the top: common/artifact_paths.py imports this module without MLflow
+
         uris.append(mlflow.get_tracking_uri())
     except Exception:  # MLflow cannot even make its default URI (a folder name that is not UTF-8)
         pass
