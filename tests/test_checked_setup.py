@@ -53,10 +53,16 @@ def another_thread():
     os.environ["SET_BY_A_THREAD"] = "1"
 
 
+def own_handler(signum, frame):
+    pass
+
+
 before, ignored_before = state(), child_ignores()
+thread = threading.Timer(0.05, another_thread)  # while the checks run
+thread.start()
 with checked_setup("learner") as checked:
-    thread = threading.Thread(target=another_thread)
-    thread.start()
+    if "own handler" in sys.argv:  # the block's own: it stays
+        signal.signal(signal.SIGUSR2, own_handler)
     with mlflow.start_run() as run:
         print("run", run.info.run_id, flush=True)
         if "mistake" in sys.argv:
@@ -65,6 +71,12 @@ with checked_setup("learner") as checked:
             mlflow.log_artifact("missing.csv")
         if "absolute path" in sys.argv:
             mlflow.log_text("x", artifact_file="/etc/x.txt")
+        if "open a missing file" in sys.argv:
+            open("data/train.csv")
+        if "a run already active" in sys.argv:
+            mlflow.start_run()
+        if "a name too long" in sys.argv:
+            mlflow.log_text("x", artifact_file="a" * 300 + ".txt")
         if "a file as a folder" in sys.argv:
             mlflow.log_text("x", artifact_file="a/b.txt")
             mlflow.log_text("x", artifact_file="a/b.txt/c.txt")
@@ -79,6 +91,7 @@ print("same", json.dumps({key: before[key] == after[key] for key in before if ke
 changed = {k: v for k, v in after["environ"].items() if before["environ"].get(k) != v}
 print("environ", json.dumps([changed, sorted(set(before["environ"]) - set(after["environ"]))]), flush=True)
 print("experiment", checked.experiment.experiment_id, flush=True)
+print("SIGUSR2 handler", getattr(signal.getsignal(signal.SIGUSR2), "__name__", "?"), flush=True)
 print("tracking uri", json.dumps([mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")]), flush=True)
 print("child ignores", json.dumps([ignored_before, child_ignores()]), flush=True)
 if "child run" in sys.argv:  # a child process started after the block logs where this process does
@@ -141,8 +154,8 @@ def test_the_process_is_as_before_after_the_block(tmp_path):
     result = run_learner(tmp_path, "child run")
     assert result.returncode == 0, result.stderr
     assert printed(result, "same") == {"excepthook": True, "unraisablehook": True, "boto3 session": True, "handlers": True}
-    # The environment: what the code in the block and another thread set stays theirs, and so
-    # does MLFLOW_EXPERIMENT_ID, which mlflow.set_experiment sets for child processes.
+    # The environment: what the code in the block and another thread (while the checks ran) set
+    # stays theirs, and so does MLFLOW_EXPERIMENT_ID, which mlflow.set_experiment sets for child processes.
     experiment = printed(result, "experiment")
     assert printed(result, "environ") == [
         {"SET_INSIDE": "1", "SET_BY_A_THREAD": "1", "MLFLOW_EXPERIMENT_ID": experiment}, []
@@ -153,6 +166,14 @@ def test_the_process_is_as_before_after_the_block(tmp_path):
     assert before == after
     stop_bits = sum(1 << (getattr(signal, name) - 1) for name in STOP_SIGNALS)
     assert int(after, 16) & stop_bits == 0
+
+
+def test_a_handler_the_block_sets_stays(tmp_path):
+    """checked_setup puts back only its own signal handlers: one the block set is the block's."""
+    result = run_learner(tmp_path, "own handler")
+    assert result.returncode == 0, result.stderr
+    assert printed(result, "same")["handlers"] is False  # SIGUSR2's is the block's own now
+    assert printed(result, "SIGUSR2 handler") == "own_handler"
 
 
 def test_what_the_checks_set_for_a_tracking_server_is_undone(trainer_env, tmp_path):
@@ -237,6 +258,9 @@ LEARNERS_MISTAKES = {
     "missing file": r"FileNotFoundError: \[Errno 2\] No such file or directory: 'missing.csv'",
     "absolute path": r"mlflow.exceptions.MlflowException: Invalid artifact path: '/etc'\. .*",
     "a file as a folder": r"NotADirectoryError: \[Errno 20\] Not a directory: '.*/artifacts/a/b.txt/c.txt'",
+    "open a missing file": r"FileNotFoundError: \[Errno 2\] No such file or directory: 'data/train.csv'",
+    "a run already active": r"Exception: Run with UUID \w+ is already active\. .*",
+    "a name too long": r"OSError: \[Errno 36\] File name too long: .*",
 }
 
 
@@ -336,3 +360,27 @@ def test_at_an_interactive_prompt_nothing_ends_the_session(tmp_path):
     assert f"KeyboardInterrupt: stopped with Ctrl+C (run {run_id} is marked FAILED)" in stderr
     assert "FixableError: error: cannot reach the MLflow tracking server at http://127.0.0.1:9" in stderr
     assert run_status(tmp_path, run_id) == "FAILED"
+
+
+def test_python_i_with_a_script_keeps_the_session(tmp_path):
+    """`python -i run.py`: a set-up problem comes back as an exception, and the prompt follows."""
+    script = tmp_path / "learner.py"
+    script.write_text(PROMPT)
+    result = subprocess.run(
+        [sys.executable, "-i", str(script)], input='print("still here")\n', cwd=tmp_path, capture_output=True, text=True,
+        env=clean_env({"PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}), timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0 and result.stdout.strip().endswith("still here"), result.stderr
+    assert "FixableError: error: cannot reach the MLflow tracking server" in result.stderr
+    assert "SystemExit" not in result.stderr
+
+
+def test_the_path_check_does_not_load_mlflow(tmp_path):
+    """docs/artifact-paths.md: common/artifact_paths.py needs only its error type. Importing it
+    loads no MLflow (which takes a second and sets a variable of its own in the environment)."""
+    check = "import sys, common.artifact_paths; print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow'))"
+    result = subprocess.run(
+        [sys.executable, "-c", check], cwd=tmp_path, env=clean_env({"PYTHONPATH": str(REPO)}),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr

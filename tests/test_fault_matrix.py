@@ -43,22 +43,38 @@ from support.stack import REPO, clean_env, compose_environment, compose_service,
 # --- settings a learner can mistype ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("uri", ["http://", "htp:/x", "folder", "mlflow.db"])
+@pytest.mark.parametrize("uri", ["http://", "htp:/x", "folder", "mlflow.db", "file:mlflow.db", "sqlite://mlflow.db",
+                                 "SQLITE:///mlflow.db", "sqlite:mlflow.db"])  # fmt: skip
 def test_mistyped_tracking_uri(uri, trainer_env, tmp_path):
     if uri == "folder":  # a bare absolute path, as if MLFLOW_TRACKING_URI could name the mlruns folder
         uri = str(tmp_path / "runs")
         fault, phrases = "folder as tracking uri", [f"MLFLOW_TRACKING_URI=sqlite:///{uri}/mlflow.db"]
-    elif uri == "mlflow.db":  # the database's name without its scheme: not a folder; the fix is the scheme
-        fault, phrases = "database file as tracking uri", ["fix: set MLFLOW_TRACKING_URI=sqlite:///mlflow.db"]
+    elif uri.endswith("mlflow.db"):  # the database without its scheme, or its scheme mistyped: the fix is the scheme
+        fault = "database file as tracking uri" if uri in ("mlflow.db", "file:mlflow.db") else "sqlite near miss"
+        phrases = ["fix: set MLFLOW_TRACKING_URI=sqlite:///mlflow.db"]
     else:
         fault, phrases = "bad tracking uri", [f"MLFLOW_TRACKING_URI={uri!r}"]
     for result, seconds in run_all(dict(trainer_env, MLFLOW_TRACKING_URI=uri), tmp_path).values():
         assert_one_clear_message(result, seconds, fault, *phrases)
-    if uri == "mlflow.db":  # following the fix, run.py runs
+    if uri.endswith("mlflow.db"):  # following the fix, run.py runs, and nothing else was left behind
+        assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
         fixed = dict(trainer_env, MLFLOW_TRACKING_URI="sqlite:///mlflow.db")
         (tmp_path / "fixed").mkdir()
         result, _ = run_and_time(SCRIPTS[0], fixed, tmp_path / "fixed")
         assert result.returncode == 0, result.stderr
+
+
+def test_a_server_address_without_http(trainer_env, tmp_path):
+    """`127.0.0.1:5000` or `http//127.0.0.1:5000`: read as a folder before, and the first fix
+    offered made a database in a folder named '127.0.0.1:5000'. Now the fix is the address."""
+    address = trainer_env["MLFLOW_TRACKING_URI"].removeprefix("http://").rstrip("/")
+    for number, uri in enumerate((address, f"http//{address}")):
+        (tmp_path / str(number)).mkdir()
+        for result, seconds in run_all(dict(trainer_env, MLFLOW_TRACKING_URI=uri), tmp_path / str(number)).values():
+            assert_one_clear_message(result, seconds, "server without scheme", f"fix: set MLFLOW_TRACKING_URI=http://{address}")
+    (tmp_path / "fixed").mkdir()
+    result, _ = run_and_time(SCRIPTS[0], dict(trainer_env, MLFLOW_TRACKING_URI=f"http://{address}"), tmp_path / "fixed")
+    assert result.returncode == 0, result.stderr
 
 
 def test_uppercase_scheme_is_the_same_server(stack, trainer_env, tmp_path):

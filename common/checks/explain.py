@@ -78,6 +78,11 @@ def explain(error: Exception) -> FixableError:
         explained = explain_tracking_error(error, tracking_uri.rstrip("/"))
         if explained:
             return explained
+    if "database or disk is full" in str(error):  # SQLite's word for ENOSPC
+        return FixableError(
+            f"the disk is full (writing the MLflow database in {tracking_uri})",
+            "free some space on the disk that holds it (`df -h` shows which disk is full), then run again",
+        )
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return FixableError(
             "the disk is full" + (f" (writing {error.filename})" if error.filename else ""),
@@ -158,7 +163,9 @@ def is_learners_mistake(error: BaseException, explained: FixableError, artifact_
 
     - MLflow refusing what it was given: `mlflow.log_metric("acc", "high")`, a ValueError or
       TypeError MLflow's own code raised, an artifact path it refuses ("Invalid artifact path");
-    - a file or folder the call itself named: `mlflow.log_artifact("missing.csv")`;
+    - a file or folder the call itself named: `mlflow.log_artifact("missing.csv")`, a name too
+      long for the file system, or a file the code's own lines open (`open("data.csv")`);
+    - a run started while another is active (MLflow raises a plain Exception);
     - on the embedded store (`artifact_folder`: the experiment's local folder), two artifact
       paths of the code's own that collide: 'a/b.txt', then 'a/b.txt/c.txt'.
 
@@ -167,7 +174,10 @@ def is_learners_mistake(error: BaseException, explained: FixableError, artifact_
     if isinstance(error, FixableError):
         return False
     if isinstance(error, OSError) and error.filename is not None and error.errno != errno.ENOSPC:
-        if _named_in_the_call(error) or _in_the_store(error, artifact_folder):
+        if error.errno == errno.ENAMETOOLONG or _named_in_the_call(error) or _in_the_store(error, artifact_folder):
+            return True
+        # A file the code's own lines open, not MLflow or boto3: `pd.read_csv("data/train.csv")`.
+        if error.errno == errno.ENOENT and _raised_in(error) not in _OUTSIDE_WORLD:
             return True
     if getattr(explained, "recognised", True):
         return False
@@ -175,7 +185,9 @@ def is_learners_mistake(error: BaseException, explained: FixableError, artifact_
 
     if isinstance(error, MlflowException):
         return error.error_code in CALLER_ERROR_CODES or str(error).startswith("Invalid artifact path")
-    return isinstance(error, (ValueError, TypeError)) and not _origin(error) and _raised_in(error) == "mlflow"
+    # MLflow raises a plain Exception for a run started while another is active.
+    mistake = isinstance(error, (ValueError, TypeError)) or type(error) is Exception
+    return mistake and not _origin(error) and _raised_in(error) == "mlflow"
 
 
 def _named_in_the_call(error: OSError) -> bool:

@@ -21,6 +21,9 @@ FAIL_FAST = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
 }
+# Every setting the checks may put in the environment (tracking.py): checked_setup undoes these,
+# and only these, on its way out.
+SET_BY_THE_CHECKS = (*FAIL_FAST, "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT")
 # boto3 waits 60 s for each S3 answer and makes 3 attempts (minutes, on an S3 server that stops
 # answering mid-upload); MLflow has no setting for that, and boto3 reads none for the wait. So the
 # S3 clients of this process, MLflow's included, get these defaults instead: one retry, as for the

@@ -50,11 +50,11 @@ from mlflow.entities import Experiment
 from mlflow.utils.file_utils import local_file_uri_to_path
 
 from common.checks import stops
-from common.checks.errors import FixableError, _short, is_setup_problem, without_passwords
+from common.checks.errors import FixableError, _chain, _short, is_setup_problem, without_passwords
 from common.checks.explain import explain, is_learners_mistake
 from common.checks.runs import _close_run
 from common.checks.s3 import check_artifact_store
-from common.checks.settings import check_experiment_name
+from common.checks.settings import SET_BY_THE_CHECKS, check_experiment_name
 from common.checks.tracking import check_tracking_server
 
 
@@ -108,9 +108,9 @@ class _Process:
         MLFLOW_EXPERIMENT_ID stays: mlflow.set_experiment sets it for child processes, and the
         experiment stays active, as after any call of mlflow.set_experiment."""
         self.checks_set = {
-            name: value
-            for name, value in os.environ.items()
-            if self.environ.get(name) != value and name not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI")
+            name: os.environ[name]
+            for name in SET_BY_THE_CHECKS
+            if name in os.environ and self.environ.get(name) != os.environ[name]
         }
         self.tracking_uri_by_checks = _tracking_uri_set() if _tracking_uri_set() != self.tracking_uri else None
 
@@ -120,10 +120,14 @@ class _Process:
             # (Windows has no signal masks).
             masks = hasattr(signal, "pthread_sigmask")
             blocked = signal.pthread_sigmask(signal.SIG_BLOCK, self.signals) if masks else None
-            try:
+            try:  # what the block itself set stays: only our own handlers and hooks are replaced
                 for signum, handler in self.handlers.items():
-                    signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-                sys.excepthook, sys.unraisablehook = self.excepthook, self.unraisablehook
+                    if _ours(signal.getsignal(signum)):
+                        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+                if _ours(sys.excepthook):
+                    sys.excepthook = self.excepthook
+                if _ours(sys.unraisablehook):
+                    sys.unraisablehook = self.unraisablehook
             finally:
                 if masks:
                     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
@@ -140,6 +144,11 @@ class _Process:
         boto3.DEFAULT_SESSION = self.boto3_session
         for stream, errors in self.streams:
             stream.reconfigure(errors=errors)
+
+
+def _ours(handler) -> bool:
+    """True for a signal handler or hook of common/checks/stops.py (set on entry, or while a failure is reported)."""
+    return getattr(handler, "__module__", None) == stops.__name__
 
 
 def _tracking_uri_set() -> str | None:
@@ -167,34 +176,17 @@ def checked_setup(experiment_name: str):
             process.checked()
             yield checked
         except KeyboardInterrupt as stop:  # Ctrl+C, or stops.Stopped by another signal
-            stops._end_at_once_if_stopped_again()
-            what, fix = stops._stop_message(stop)
-            status = stops.exit_status(stop)
-            if _interactive() and status == 128 + signal.SIGINT:
-                raise KeyboardInterrupt(f"{what}; {fix}") from None
-            _report(what, fix)
+            status = _stopped(stop)
         except Exception as error:
             if not is_setup_problem(error):
                 raise
-            try:
-                explained = explain(error)
-            except Exception:  # the explanation must never hide the problem itself
-                explained = FixableError(
-                    f"{type(error).__name__}: {_short(str(error))}", "add --debug to see where it failed"
-                )
-            if checked and is_learners_mistake(error, explained, _local_folder(checked.experiment)):
-                raise
-            stops._end_at_once_if_stopped_again()
-            try:
-                run_note, run_fix = _close_run(error)
-            except Exception:
-                run_note, run_fix = "", ""
-            if _interactive():
-                raise FixableError(f"{explained.what}{run_note}", f"{explained.fix}{run_fix}") from None
-            if "--debug" in sys.argv:
-                traceback.print_exc()
-            _report(f"{explained.what}{run_note}", f"{explained.fix}{run_fix}")
-            status = 1
+            stop = next((e for e in _chain(error) if isinstance(e, KeyboardInterrupt)), None)
+            if stop is not None:
+                # A stop that came inside MLflow's own work, whose clean-up then failed (on the
+                # embedded store, 'database is locked'): what happened is the stop.
+                status = _stopped(stop)
+            else:
+                status = _set_up_problem(error, checked)
     finally:
         if checked is None:
             process.checked()  # the checks failed: undo what they had set too
@@ -203,10 +195,44 @@ def checked_setup(experiment_name: str):
         sys.exit(status)
 
 
+def _set_up_problem(error: Exception, checked: SetUp | None) -> int:
+    """Close the run a set-up problem hit and report it in two lines; the exit status. A mistake in
+    the code's own call is raised again, and at a prompt the two lines come as a FixableError."""
+    try:
+        explained = explain(error)
+    except Exception:  # the explanation must never hide the problem itself
+        explained = FixableError(f"{type(error).__name__}: {_short(str(error))}", "add --debug to see where it failed")
+    if checked and is_learners_mistake(error, explained, _local_folder(checked.experiment)):
+        raise  # the error being handled, with its traceback as it was
+    stops._end_at_once_if_stopped_again()
+    try:
+        run_note, run_fix = _close_run(error)
+    except Exception:
+        run_note, run_fix = "", ""
+    if _interactive():
+        raise FixableError(f"{explained.what}{run_note}", f"{explained.fix}{run_fix}") from None
+    if "--debug" in sys.argv:
+        traceback.print_exception(error)
+    _report(f"{explained.what}{run_note}", f"{explained.fix}{run_fix}")
+    return 1
+
+
+def _stopped(stop: KeyboardInterrupt) -> int:
+    """Close the run a stop hit and report it; the exit status (Ctrl+C at a prompt: raised again)."""
+    stops._end_at_once_if_stopped_again()
+    what, fix = stops._stop_message(stop)
+    status = stops.exit_status(stop)
+    if _interactive() and status == 128 + signal.SIGINT:
+        raise KeyboardInterrupt(f"{what}; {fix}") from None
+    _report(what, fix)
+    return status
+
+
 def _interactive() -> bool:
-    """True at an interactive prompt, where ending the process would end the learner's session."""
+    """True at an interactive prompt, or in `python -i script.py`, which ends at one: ending the
+    process there would end the learner's session."""
     ipython = sys.modules.get("IPython")
-    return hasattr(sys, "ps1") or bool(ipython and ipython.get_ipython())
+    return hasattr(sys, "ps1") or bool(sys.flags.interactive) or bool(ipython and ipython.get_ipython())
 
 
 def _local_folder(experiment: Experiment) -> Path | None:

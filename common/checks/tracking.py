@@ -39,6 +39,25 @@ DATABASE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 NO_PROXY_EXAMPLE = "NO_PROXY=localhost,127.0.0.1,mlflow,minio,seaweedfs"
 
 
+def _check_near_misses(tracking_uri: str, scheme: str) -> None:
+    """Addresses one character away from what was meant: a server without http://, or an SQLite
+    address with two slashes, one, none, or its scheme in capitals."""
+    server = re.fullmatch(r"(?:https?:?/*)?([A-Za-z0-9.-]+):(\d{1,5})/?", tracking_uri)
+    if server and scheme not in ("http", "https"):
+        raise FixableError(
+            f"MLFLOW_TRACKING_URI={tracking_uri!r} looks like a tracking server's address, written without 'http://'",
+            f"set MLFLOW_TRACKING_URI=http://{server.group(1)}:{server.group(2)}",
+        )
+    if scheme == "sqlite" and tracking_uri != "sqlite://" and not tracking_uri.startswith("sqlite:///"):
+        rest = tracking_uri.partition(":")[2]
+        path = rest[3:] if rest.startswith("///") else rest.lstrip("/")
+        raise FixableError(
+            f"MLFLOW_TRACKING_URI={tracking_uri!r} is not how SQLite's address is written: 'sqlite:' in small "
+            "letters, three slashes, then the database's path (a fourth slash starts an absolute path)",
+            f"set MLFLOW_TRACKING_URI=sqlite:///{path or 'mlflow.db'}",
+        )
+
+
 def check_tracking_server(tracking_uri: str) -> str | None:
     """Raise FixableError unless the tracking store can be used; return the server's version."""
     check_setting("MLFLOW_TRACKING_URI")
@@ -54,6 +73,7 @@ def check_tracking_server(tracking_uri: str) -> str | None:
             f"MLFLOW_TRACKING_URI={tracking_uri!r} is not an address MLflow can use ({_short(str(error), 80)})",
             TRACKING_URI_FIX,
         ) from None
+    _check_near_misses(tracking_uri, scheme)
     parts = urlsplit(tracking_uri)
     address = tracking_uri[: len(f"{parts.scheme}://{parts.netloc}{parts.path}")]
     if scheme in ("http", "https") and parts.netloc and tracking_uri != address:  # a '?...' or '#...' after it
@@ -80,7 +100,8 @@ def check_tracking_server(tracking_uri: str) -> str | None:
             "`mlflow migrate-filestore --help` explains how to keep the old runs",
         )
     if scheme in ("", "file"):
-        folder = tracking_uri.removeprefix("file://")
+        # 'file:mlflow.db', 'file:///x/runs', '~/runs': the path itself, as a shell would write it
+        folder = os.path.expanduser(urlsplit(tracking_uri).path if scheme == "file" else tracking_uri)
         if Path(folder).is_file() or (not Path(folder).exists() and folder.endswith(DATABASE_SUFFIXES)):
             raise FixableError(  # `MLFLOW_TRACKING_URI=mlflow.db`: a database, without its scheme
                 f"MLFLOW_TRACKING_URI={tracking_uri} names a database file without 'sqlite:///' in front, "

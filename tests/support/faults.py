@@ -45,6 +45,8 @@ MESSAGES = {
     "bad tracking uri": ("is not an address MLflow can use", "set MLFLOW_TRACKING_URI to a server, like"),
     "folder as tracking uri": ("is a folder, and MLflow 3 no longer keeps runs in folders", "=sqlite:///"),
     "database file as tracking uri": ("names a database file without 'sqlite:///' in front", "set MLFLOW_TRACKING_URI=sqlite:///"),
+    "server without scheme": ("looks like a tracking server's address, written without 'http://'", "set MLFLOW_TRACKING_URI=http://"),
+    "sqlite near miss": ("is not how SQLite's address is written", "set MLFLOW_TRACKING_URI=sqlite:///"),
     "long experiment name": ("characters long", "set MLFLOW_EXPERIMENT_NAME to a shorter name"),
     "server error": ("(a server error)", "restart it (`docker compose restart mlflow`)"),
     "server closed": ("closed the connection without an answer", "once `python -m common.checks` says ready"),
